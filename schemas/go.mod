@@ -1,0 +1,3 @@
+module github.com/tmaflow/tmaflow/schemas
+
+go 1.26
