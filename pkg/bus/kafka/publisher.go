@@ -1,0 +1,209 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	kafka "github.com/segmentio/kafka-go"
+)
+
+// ErrPublisherClosed is returned by Publish after Close.
+var ErrPublisherClosed = errors.New("kafka publisher closed")
+
+// recordWriter is the part of *kafka.Writer the publisher uses.
+type recordWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// Publisher is a Watermill publisher on one kafka-go Writer: all callers
+// share its per-partition batches, so concurrent publishes of single
+// records are sent together.
+type Publisher struct {
+	w            recordWriter
+	idle         idleCloser
+	admin        *admin
+	timeout      time.Duration
+	closeTimeout time.Duration
+	logger       *slog.Logger
+	metrics      *publisherMetrics
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ message.Publisher = (*Publisher)(nil)
+
+// NewPublisher returns a publisher producing with acks from all in-sync
+// replicas. Records with a key go to the partition Kafka's Java client
+// picks (murmur2), so Kafka Streams and Java consumers agree on placement;
+// records without a key are spread at random. logger and reg may be nil.
+func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Publisher, error) {
+	if err := errors.Join(cfg.RequireBrokers(), cfg.Validate()); err != nil {
+		return nil, fmt.Errorf("kafka publisher config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	transport := cfg.transport()
+	info, errLog := clientLoggers(logger)
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Balancer:     &kafka.Murmur2Balancer{},
+		MaxAttempts:  cfg.MaxAttempts,
+		BatchSize:    cfg.BatchSize,
+		BatchBytes:   cfg.BatchBytes,
+		BatchTimeout: cfg.BatchTimeout,
+		ReadTimeout:  cfg.WriteTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		RequiredAcks: kafka.RequireAll,
+		Transport:    transport,
+		Logger:       info,
+		ErrorLogger:  errLog,
+		// Topics are created by the admin before the first write; this only
+		// makes the writer refresh its metadata cache for topics it has not
+		// seen, e.g. created by another process.
+		AllowAutoTopicCreation: true,
+	}
+	p := newPublisher(w, transport, newAdmin(cfg, transport), cfg.PublishTimeout, cfg.WriteTimeout, logger, reg)
+	w.Completion = p.batchDone
+	return p, nil
+}
+
+// batchDone is called by the writer for every produce request.
+func (p *Publisher) batchDone(records []kafka.Message, _ error) {
+	if len(records) > 0 {
+		p.metrics.batch.WithLabelValues(records[0].Topic).Observe(float64(len(records)))
+	}
+}
+
+// idleCloser is the part of *kafka.Transport Close uses.
+type idleCloser interface{ CloseIdleConnections() }
+
+func newPublisher(w recordWriter, idle idleCloser, a *admin, timeout, closeTimeout time.Duration, logger *slog.Logger, reg prometheus.Registerer) *Publisher {
+	return &Publisher{w: w, idle: idle, admin: a, timeout: timeout, closeTimeout: closeTimeout, logger: logger, metrics: newPublisherMetrics(reg)}
+}
+
+// Publish writes msgs to topic and returns once the broker acknowledged
+// every one of them, or with an error if any failed. Its deadline is the
+// earliest deadline of the messages' contexts (Message.SetContext), else the
+// publish timeout; when it expires the records may still be written later.
+// Record keys come from bus.SetKey, headers from the metadata. The topic is
+// created on first use if missing. Safe for concurrent use.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrPublisherClosed
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	ctx, cancel := publishContext(msgs, p.timeout)
+	defer cancel()
+
+	if err := p.admin.ensureTopics(ctx, topic); err != nil {
+		p.metrics.errors.WithLabelValues(topic).Add(float64(len(msgs)))
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	records := make([]kafka.Message, len(msgs))
+	for i, m := range msgs {
+		records[i] = toRecord(topic, m)
+	}
+	err := p.w.WriteMessages(ctx, records...)
+	p.metrics.duration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
+	if err != nil {
+		failed := len(msgs)
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) {
+			failed = werrs.Count()
+			err = firstError(werrs)
+		}
+		p.metrics.errors.WithLabelValues(topic).Add(float64(failed))
+		p.metrics.records.WithLabelValues(topic).Add(float64(len(msgs) - failed))
+		return fmt.Errorf("publish to %s: %d of %d records failed: %w", topic, failed, len(msgs), err)
+	}
+	p.metrics.records.WithLabelValues(topic).Add(float64(len(msgs)))
+	return nil
+}
+
+// publishContext bounds a publish by the earliest message deadline, or by
+// timeout when none has one, and ends it when the first message's context
+// is canceled.
+func publishContext(msgs []*message.Message, timeout time.Duration) (context.Context, context.CancelFunc) {
+	base := msgs[0].Context()
+	var deadline time.Time
+	for _, m := range msgs {
+		if d, ok := m.Context().Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+			deadline = d
+		}
+	}
+	if deadline.IsZero() {
+		return context.WithTimeout(base, timeout)
+	}
+	return context.WithDeadline(base, deadline)
+}
+
+func firstError(werrs kafka.WriteErrors) error {
+	for _, e := range werrs {
+		if e != nil {
+			return e
+		}
+	}
+	return werrs
+}
+
+// CreateTopics creates the topics that are missing, with the configured
+// partitions and replication factor. Existing topics are left alone.
+func (p *Publisher) CreateTopics(ctx context.Context, topics ...string) error {
+	return p.admin.ensureTopics(ctx, topics...)
+}
+
+// Ping checks that a broker answers, for readiness probes.
+func (p *Publisher) Ping(ctx context.Context) error {
+	return p.admin.ping(ctx)
+}
+
+// Close waits for the publishes in flight, then closes the writer and
+// releases the connections; Publish fails after Close. Batches still in the
+// writer then belong to publishes that already returned an error (every
+// successful Publish waited for its acknowledgement), so Close waits for
+// them at most the write timeout: with the broker down kafka-go would keep
+// retrying them for seconds.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		err := p.w.Close()
+		p.idle.CloseIdleConnections()
+		done <- err
+	}()
+	t := time.NewTimer(p.closeTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("close kafka writer: %w", err)
+		}
+		return nil
+	case <-t.C:
+		return fmt.Errorf("close kafka writer: %w after %s", ErrUnflushed, p.closeTimeout)
+	}
+}
+
+// ErrUnflushed is returned by Close when records of failed publishes were
+// still being retried.
+var ErrUnflushed = errors.New("records of failed publishes still unwritten")

@@ -1,0 +1,481 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+	kafka "github.com/segmentio/kafka-go"
+)
+
+// ErrSubscriberClosed is returned by Subscribe after Close.
+var ErrSubscriberClosed = errors.New("kafka subscriber closed")
+
+// Subscriber is a Watermill subscriber reading Kafka partitions.
+//
+// With a consumer group, every Subscribe call is one group member; the
+// partitions assigned to it are read concurrently, each in order: the next
+// record of a partition is delivered only after the previous one was
+// acknowledged, a Nack delivers the same record again (after the nack
+// backoff) and nothing behind it is skipped. Offsets are committed only for
+// acknowledged records, in order per partition, every commit interval and
+// when a partition is given up. Delivery is at least once.
+//
+// Without a consumer group every Subscribe call reads all partitions from
+// the start offset and commits nothing.
+type Subscriber struct {
+	cfg     Config
+	admin   *admin
+	idle    idleCloser
+	logger  *slog.Logger
+	metrics *subscriberMetrics
+	info    kafka.Logger
+	errLog  kafka.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	subs    sync.WaitGroup
+}
+
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
+
+// NewSubscriber returns a subscriber in cfg.ConsumerGroup (none if empty).
+// logger and reg may be nil.
+func NewSubscriber(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Subscriber, error) {
+	if err := errors.Join(cfg.RequireBrokers(), cfg.Validate()); err != nil {
+		return nil, fmt.Errorf("kafka subscriber config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	transport := cfg.transport()
+	info, errLog := clientLoggers(logger)
+	return &Subscriber{
+		cfg:     cfg,
+		admin:   newAdmin(cfg, transport),
+		idle:    transport,
+		logger:  logger,
+		metrics: newSubscriberMetrics(reg),
+		info:    info,
+		errLog:  errLog,
+		closing: make(chan struct{}),
+	}, nil
+}
+
+// SubscribeInitialize creates topic if it is missing.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	return s.admin.ensureTopics(ctx, topic)
+}
+
+// Subscribe creates topic if missing and starts consuming it. The channel
+// is closed when ctx ends or the subscriber is closed; the contexts of
+// messages handed out are canceled then too, and after their Ack or Nack.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrSubscriberClosed
+	}
+	s.subs.Add(1)
+	s.mu.Unlock()
+
+	initCtx, cancelInit := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	err := s.admin.ensureTopics(initCtx, topic)
+	cancelInit()
+	if err != nil {
+		s.subs.Done()
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan *message.Message)
+	sub := &subscription{s: s, topic: topic, group: s.cfg.ConsumerGroup, out: out}
+	go func() {
+		defer s.subs.Done()
+		defer close(out)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.closing:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if sub.group == "" {
+			sub.runStandalone(ctx)
+		} else {
+			sub.runGroup(ctx)
+		}
+	}()
+	return out, nil
+}
+
+// Close ends every subscription, commits what was acknowledged, leaves the
+// groups and waits until the channels are closed.
+func (s *Subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.mu.Unlock()
+	s.subs.Wait()
+	s.idle.CloseIdleConnections()
+	return nil
+}
+
+// subscription is one Subscribe call.
+type subscription struct {
+	s     *Subscriber
+	topic string
+	group string
+	out   chan *message.Message
+}
+
+// runGroup joins the group and runs one generation after the other until
+// ctx ends.
+func (sub *subscription) runGroup(ctx context.Context) {
+	cfg := sub.s.cfg
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    sub.group,
+		Brokers:               cfg.Brokers,
+		Dialer:                cfg.dialer(),
+		Topics:                []string{sub.topic},
+		HeartbeatInterval:     cfg.HeartbeatInterval,
+		SessionTimeout:        cfg.SessionTimeout,
+		RebalanceTimeout:      cfg.RebalanceTimeout,
+		JoinGroupBackoff:      cfg.HeartbeatInterval,
+		WatchPartitionChanges: true,
+		StartOffset:           cfg.startOffset(),
+		Logger:                sub.s.info,
+		ErrorLogger:           sub.s.errLog,
+	})
+	if err != nil {
+		// Only an invalid config fails here, and Validate caught that.
+		sub.s.logger.Error("create consumer group", "group", sub.group, "topic", sub.topic, "err", err)
+		return
+	}
+	var partitions sync.WaitGroup
+	defer func() {
+		if err := cg.Close(); err != nil {
+			sub.s.logger.Warn("leave consumer group", "group", sub.group, "topic", sub.topic, "err", err)
+		}
+		partitions.Wait()
+	}()
+	failing := false
+	for {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return
+			}
+			// The group retries by itself after the join backoff: warn once
+			// per outage. Meeting a rebalance while joining is routine.
+			lvl := slog.LevelWarn
+			if failing || errors.Is(err, kafka.RebalanceInProgress) {
+				lvl = slog.LevelDebug
+			}
+			failing = true
+			sub.s.logger.Log(ctx, lvl, "join consumer group", "group", sub.group, "topic", sub.topic, "err", err)
+			continue
+		}
+		failing = false
+		sub.s.metrics.rebalances.WithLabelValues(sub.topic, sub.group).Inc()
+		assigned := gen.Assignments[sub.topic]
+		ids := make([]int, len(assigned))
+		for i, a := range assigned {
+			ids[i] = a.ID
+		}
+		sub.s.logger.Info("joined consumer group", "group", sub.group, "topic", sub.topic, "generation", gen.ID, "partitions", ids)
+
+		oc := newOffsetCommitter(gen, sub.topic)
+		for _, a := range assigned {
+			// Counted here too: the group does not wait for functions
+			// started on a generation that already ended, and out must not
+			// be closed while one could still send.
+			partitions.Add(1)
+			gen.Start(func(gctx context.Context) {
+				defer partitions.Done()
+				sub.consumePartition(ctx, gctx, a.ID, a.Offset, oc)
+				// Returning ends the generation; on our own shutdown wait
+				// for Close to end it, so the group does not rejoin first.
+				<-gctx.Done()
+			})
+		}
+		if cfg.CommitInterval > 0 && len(assigned) > 0 {
+			gen.Start(func(gctx context.Context) {
+				t := time.NewTicker(cfg.CommitInterval)
+				defer t.Stop()
+				for {
+					select {
+					case <-gctx.Done():
+						return
+					case <-t.C:
+						sub.commit(oc)
+					}
+				}
+			})
+		}
+	}
+}
+
+// runStandalone reads every partition of the topic without a group.
+func (sub *subscription) runStandalone(ctx context.Context) {
+	var ids []int
+	for {
+		var err error
+		if ids, err = sub.s.admin.partitionIDs(ctx, sub.topic); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		sub.s.logger.Warn("list partitions", "topic", sub.topic, "err", err)
+		if !sleep(ctx, sub.s.cfg.HeartbeatInterval) {
+			return
+		}
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub.consumePartition(ctx, ctx, id, sub.s.cfg.startOffset(), nil)
+		}()
+	}
+	wg.Wait()
+}
+
+// consumePartition delivers the records of one partition in order, one at
+// a time, from offset until ctx (the subscription) or gctx (the group
+// generation) ends. oc is nil without a group.
+func (sub *subscription) consumePartition(ctx, gctx context.Context, partition int, offset int64, oc *offsetCommitter) {
+	cfg := sub.s.cfg
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     cfg.Brokers,
+		Topic:       sub.topic,
+		Partition:   partition,
+		Dialer:      cfg.dialer(),
+		MinBytes:    1,
+		MaxBytes:    cfg.FetchMaxBytes,
+		MaxWait:     cfg.FetchMaxWait,
+		Logger:      sub.s.info,
+		ErrorLogger: sub.s.errLog,
+	})
+	lag := sub.s.metrics.lag.WithLabelValues(sub.topic, sub.group, strconv.Itoa(partition))
+	defer func() {
+		if err := r.Close(); err != nil {
+			sub.s.logger.Warn("close partition reader", "topic", sub.topic, "partition", partition, "err", err)
+		}
+		if oc != nil {
+			sub.commit(oc)
+		}
+		sub.s.metrics.lag.DeleteLabelValues(sub.topic, sub.group, strconv.Itoa(partition))
+	}()
+	if err := r.SetOffset(offset); err != nil {
+		sub.s.logger.Error("seek partition", "topic", sub.topic, "partition", partition, "offset", offset, "err", err)
+		return
+	}
+
+	fetchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(gctx, cancel)
+	defer stop()
+
+	failing := false
+	for {
+		rec, err := r.FetchMessage(fetchCtx)
+		if err != nil {
+			if fetchCtx.Err() != nil {
+				return
+			}
+			// The reader retries by itself and reports each failed attempt
+			// after the first few: warn once per outage.
+			lvl := slog.LevelWarn
+			if failing {
+				lvl = slog.LevelDebug
+			}
+			failing = true
+			sub.s.logger.Log(fetchCtx, lvl, "fetch", "topic", sub.topic, "partition", partition, "err", err)
+			continue
+		}
+		if failing {
+			failing = false
+			sub.s.logger.Info("fetch recovered", "topic", sub.topic, "partition", partition)
+		}
+		if !sub.deliver(ctx, gctx, fetchCtx, rec) {
+			return
+		}
+		sub.s.metrics.consumed.WithLabelValues(sub.topic, sub.group).Inc()
+		lag.Set(float64(max(rec.HighWaterMark-rec.Offset-1, 0)))
+		if oc != nil {
+			oc.ack(partition, rec.Offset+1)
+			if cfg.CommitInterval == 0 {
+				sub.commit(oc)
+			}
+		}
+	}
+}
+
+// deliver hands rec out until it is acknowledged (true), and gives up when
+// the subscription (ctx) or the generation (gctx) ends (false); either ends
+// both. On a rebalance the handler gets half the rebalance timeout to
+// finish, so its offset can be committed before the partition moves to
+// another member.
+func (sub *subscription) deliver(ctx, gctx, both context.Context, rec kafka.Message) bool {
+	for {
+		msg := toMessage(rec)
+		msgCtx, cancel := context.WithCancel(withRecord(ctx, rec))
+		msg.SetContext(msgCtx)
+		select {
+		case sub.out <- msg:
+		case <-both.Done():
+			cancel()
+			return false
+		}
+		select {
+		case <-msg.Acked():
+			cancel()
+			return true
+		case <-msg.Nacked():
+			cancel()
+			sub.s.metrics.nacked.WithLabelValues(sub.topic, sub.group).Inc()
+			if !sleep(both, sub.s.cfg.NackBackoff) {
+				return false
+			}
+		case <-ctx.Done():
+			cancel()
+			return acked(msg)
+		case <-gctx.Done():
+			acked := sub.drain(ctx, msg)
+			cancel()
+			return acked
+		}
+	}
+}
+
+// acked reports whether msg was acknowledged, without waiting.
+func acked(msg *message.Message) bool {
+	select {
+	case <-msg.Acked():
+		return true
+	default:
+		return false
+	}
+}
+
+func (sub *subscription) drain(ctx context.Context, msg *message.Message) bool {
+	t := time.NewTimer(sub.s.cfg.RebalanceTimeout / 2)
+	defer t.Stop()
+	select {
+	case <-msg.Acked():
+		return true
+	case <-msg.Nacked():
+	case <-ctx.Done():
+	case <-t.C:
+		sub.s.logger.Warn("rebalance abandons unacknowledged message", "topic", sub.topic, "group", sub.group, "uuid", msg.UUID)
+	}
+	return false
+}
+
+func (sub *subscription) commit(oc *offsetCommitter) {
+	first, err := oc.commit()
+	if err == nil {
+		return
+	}
+	sub.s.metrics.commitErrs.WithLabelValues(sub.topic, sub.group).Inc()
+	// A failed commit usually means the generation is over; every partition
+	// of it would report the same.
+	lvl := slog.LevelDebug
+	if first {
+		lvl = slog.LevelWarn
+	}
+	sub.s.logger.Log(context.Background(), lvl, "commit offsets", "topic", sub.topic, "group", sub.group, "err", err)
+}
+
+// offsetCommitter collects the acknowledged offsets of one generation and
+// commits them. Commits are serialized and each sends the latest state, so
+// a committed offset never moves back.
+type offsetCommitter struct {
+	gen   generation
+	topic string
+
+	commitMu sync.Mutex
+	failed   bool // guarded by commitMu
+	mu       sync.Mutex
+	acked    map[int]int64
+	done     map[int]int64
+}
+
+// generation is the part of *kafka.Generation the committer uses.
+type generation interface {
+	CommitOffsets(offsets map[string]map[int]int64) error
+}
+
+func newOffsetCommitter(gen generation, topic string) *offsetCommitter {
+	return &offsetCommitter{gen: gen, topic: topic, acked: map[int]int64{}, done: map[int]int64{}}
+}
+
+// ack records next as the offset to resume partition from.
+func (c *offsetCommitter) ack(partition int, next int64) {
+	c.mu.Lock()
+	c.acked[partition] = next
+	c.mu.Unlock()
+}
+
+// commit sends the acknowledged offsets not yet committed. first reports
+// the generation's first failure.
+func (c *offsetCommitter) commit() (first bool, err error) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.mu.Lock()
+	dirty := map[int]int64{}
+	for p, o := range c.acked {
+		if c.done[p] != o {
+			dirty[p] = o
+		}
+	}
+	c.mu.Unlock()
+	if len(dirty) == 0 {
+		return false, nil
+	}
+	if err := c.gen.CommitOffsets(map[string]map[int]int64{c.topic: dirty}); err != nil {
+		first, c.failed = !c.failed, true
+		return first, fmt.Errorf("commit %s %v: %w", c.topic, dirty, err)
+	}
+	c.mu.Lock()
+	for p, o := range dirty {
+		c.done[p] = o
+	}
+	c.mu.Unlock()
+	return false, nil
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
