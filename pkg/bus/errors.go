@@ -24,3 +24,8 @@ func IsPermanent(err error) bool {
 	var p permanentError
 	return errors.As(err, &p)
 }
+
+// ErrTooLarge is wrapped by a publisher's error when a record exceeds what
+// the broker (or the producer's batch limit) accepts. Retrying cannot help,
+// so ingest answers 413 rather than 503.
+var ErrTooLarge = errors.New("record too large for the broker")

@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/tmaflow/tmaflow/pkg/bus"
 )
 
 // ErrPublisherClosed is returned by Publish after Close.
@@ -128,6 +130,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		p.metrics.errors.WithLabelValues(topic).Add(float64(failed))
 		p.metrics.records.WithLabelValues(topic).Add(float64(len(msgs) - failed))
+		if isTooLarge(err) {
+			err = fmt.Errorf("%w: %w", bus.ErrTooLarge, err)
+		}
 		return fmt.Errorf("publish to %s: %d of %d records failed: %w", topic, failed, len(msgs), err)
 	}
 	p.metrics.records.WithLabelValues(topic).Add(float64(len(msgs)))
@@ -207,3 +212,10 @@ func (p *Publisher) Close() error {
 // ErrUnflushed is returned by Close when records of failed publishes were
 // still being retried.
 var ErrUnflushed = errors.New("records of failed publishes still unwritten")
+
+// isTooLarge reports a record refused for its size, by the writer before
+// sending (MessageTooLargeError) or by the broker (MESSAGE_TOO_LARGE).
+func isTooLarge(err error) bool {
+	var tooLarge kafka.MessageTooLargeError
+	return errors.As(err, &tooLarge) || errors.Is(err, kafka.MessageSizeTooLarge)
+}

@@ -11,7 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	kafka "github.com/segmentio/kafka-go"
+
 	"github.com/stretchr/testify/require"
+	"github.com/tmaflow/tmaflow/pkg/bus"
 )
 
 // fakeWriter answers WriteMessages with err and records the deadline.
@@ -45,10 +47,13 @@ func TestPublishErrors(t *testing.T) {
 		name               string
 		err                error
 		wantErr            string
+		wantTooLarge       bool
 		wantOK, wantFailed float64
 	}{
 		{name: "ok", wantOK: 3},
 		{name: "all failed", err: down, wantErr: "publish to t: 3 of 3 records failed: broker down", wantFailed: 3},
+		{name: "too large for the broker", err: kafka.WriteErrors{kafka.MessageSizeTooLarge, nil, nil}, wantErr: "publish to t: 1 of 3 records failed: record too large for the broker: " + kafka.MessageSizeTooLarge.Error(), wantTooLarge: true, wantOK: 2, wantFailed: 1},
+		{name: "too large for the writer", err: kafka.MessageTooLargeError{}, wantErr: "publish to t: 3 of 3 records failed: record too large for the broker: " + kafka.MessageSizeTooLarge.Error(), wantTooLarge: true, wantFailed: 3},
 		{name: "one failed", err: kafka.WriteErrors{nil, kafka.NotLeaderForPartition, nil}, wantErr: "publish to t: 1 of 3 records failed: " + kafka.NotLeaderForPartition.Error(), wantOK: 2, wantFailed: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +65,7 @@ func TestPublishErrors(t *testing.T) {
 			} else {
 				require.EqualError(t, err, tc.wantErr)
 			}
+			require.Equal(t, tc.wantTooLarge, errors.Is(err, bus.ErrTooLarge))
 			require.Equal(t, tc.wantOK, testutil.ToFloat64(p.metrics.records.WithLabelValues("t")))
 			require.Equal(t, tc.wantFailed, testutil.ToFloat64(p.metrics.errors.WithLabelValues("t")))
 		})

@@ -93,6 +93,10 @@ func (s *Service) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 
 	observations, err := s.publish(r.Context(), msgs, tenant)
+	if errors.Is(err, bus.ErrTooLarge) {
+		// Retrying cannot help: the broker's record limit is below this body's.
+		return s.fail(w, http.StatusRequestEntityTooLarge, s.resp.recordTooLarge)
+	}
 	if err != nil {
 		s.logger.Debug("publish request", "err", err, "messages", len(msgs))
 		s.checkBrokerSoon()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -143,6 +144,11 @@ func TestIngest(t *testing.T) {
 		{
 			name: "publisher fails", pubErr: errors.New("broker down"), req: request{body: array, user: "1", pass: "probe-one-secret"},
 			wantCode: 503, wantErrType: "unavailable", wantHeader: map[string]string{"Retry-After": "1"},
+		},
+		{
+			name: "broker refuses the record size", pubErr: fmt.Errorf("publish to topic-monitor: %w", bus.ErrTooLarge),
+			req:      request{body: array, user: "1", pass: "probe-one-secret"},
+			wantCode: 413, wantErrType: "too_large",
 		},
 		{
 			name: "publisher too slow", slow: true,

@@ -35,9 +35,12 @@ type responses struct {
 	unauthorized []byte
 	method       []byte
 	tooLarge     []byte
-	mediaType    []byte
-	overloaded   []byte
-	unavailable  []byte
+	// recordTooLarge: a message within the body limit that the broker
+	// still refuses for its size.
+	recordTooLarge []byte
+	mediaType      []byte
+	overloaded     []byte
+	unavailable    []byte
 }
 
 func newResponses(cfg Config) *responses {
@@ -50,6 +53,7 @@ func newResponses(cfg Config) *responses {
 		unauthorized:    errorBody(errUnauth, "missing or wrong credentials: use HTTP Basic with the probe id or name and its secret", nil, 0),
 		method:          errorBody(errMethod, "method not allowed: use POST", nil, 0),
 		tooLarge:        errorBody(errTooLarge, "request body larger than "+strconv.FormatInt(cfg.MaxBodyBytes, 10)+" bytes", nil, 0),
+		recordTooLarge:  errorBody(errTooLarge, "a message is larger than the broker accepts for one record; send smaller messages", nil, 0),
 		mediaType:       errorBody(errMediaType, "unsupported content type: send application/json", nil, 0),
 		overloaded:      errorBody(errOverloaded, "too many requests in flight, retry later", nil, 0),
 		unavailable:     errorBody(errUnavailable, "the message bus did not acknowledge the data, retry later", nil, 0),
