@@ -1,7 +1,8 @@
 // Package registry reads the registry file, shaped like the TMA knowledge
-// base: probes with their credential hash and tenant, resources and
-// descriptions. It verifies probe credentials cheaply enough for the ingest
-// hot path.
+// base: probes with their credential hash and tenant, resources with their
+// extra labels, descriptions with the metric names they map to, and the
+// label rules applied to every series. It verifies probe credentials
+// cheaply enough for the ingest hot path.
 package registry
 
 import (
@@ -20,35 +21,45 @@ import (
 
 // File is the content of a registry file.
 type File struct {
-	Probes       []Probe
-	Resources    []Resource
-	Descriptions []Description
+	Probes       []Probe       `json:"probes"`
+	Resources    []Resource    `json:"resources"`
+	Descriptions []Description `json:"descriptions"`
+	// LabelRules relabel every series the labeler publishes, in order.
+	LabelRules []LabelRule `json:"label_rules"`
 }
 
 // Probe is a client allowed to post monitoring data.
 type Probe struct {
-	ID     int64
-	Name   string
-	Tenant string // contract.DefaultTenant when the file leaves it out
+	ID     int64  `json:"id"`
+	Name   string `json:"name"`
+	Tenant string `json:"tenant"` // contract.DefaultTenant when the file leaves it out
 	// SecretHash is a bcrypt or argon2id (PHC string) hash of the secret.
-	SecretHash string
+	// Never marshalled: registry dumps must not hand out material for
+	// offline guessing.
+	SecretHash string `json:"-"`
 }
 
 // Resource is a monitored thing (a host, a container, a device).
 type Resource struct {
-	ID      int64
-	Name    string
-	Type    string
-	Address string
-	Labels  map[string]string
+	ID      int64             `json:"id"`
+	Name    string            `json:"name"`
+	Type    string            `json:"type,omitempty"`
+	Address string            `json:"address,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
 }
 
 // Description names and types what a descriptionId measures.
 type Description struct {
-	ID   int64
-	Name string
-	Unit string
-	Type tma.DataType
+	ID   int64        `json:"id"`
+	Name string       `json:"name"`
+	Unit string       `json:"unit,omitempty"` // normalised: "%" reads as percent
+	Type tma.DataType `json:"type"`
+	// Kind is gauge or counter for measurements, empty for events.
+	Kind Kind   `json:"kind,omitempty"`
+	Help string `json:"help,omitempty"`
+	// Metric is the series name, from the file's metric key or else
+	// derived from name, unit, kind and type (see MetricName).
+	Metric string `json:"metric"`
 }
 
 // Error is one problem in a registry file, located by line, column and field.
@@ -144,6 +155,8 @@ func (p *parser) parse(data []byte) *File {
 			p.sequence(v, key, func(field string, n *yaml.Node) { p.resource(f, field, n) })
 		case "descriptions":
 			p.sequence(v, key, func(field string, n *yaml.Node) { p.description(f, field, n) })
+		case "label_rules":
+			p.sequence(v, key, func(field string, n *yaml.Node) { p.labelRule(f, field, n) })
 		default:
 			return false
 		}
@@ -267,6 +280,8 @@ func (p *parser) required(n *yaml.Node, field string, have map[string]bool, name
 type position struct {
 	field    string
 	id, name *yaml.Node
+	// descriptions only: where the kind and the metric name came from
+	kind, metric *yaml.Node
 }
 
 func (p *parser) probe(f *File, field string, n *yaml.Node) {
@@ -361,6 +376,14 @@ func (p *parser) resource(f *File, field string, n *yaml.Node) {
 			r.Address, ok = p.str(v, join(field, key))
 		case "labels":
 			r.Labels, ok = p.labels(v, join(field, key))
+			for _, k := range v.Content {
+				if v.Kind == yaml.MappingNode && reservedLabel(k.Value) && r.Labels != nil {
+					if _, isKey := r.Labels[k.Value]; isKey {
+						p.errorf(k, join(join(field, key), k.Value), "reserved: the labeler sets %s itself", k.Value)
+						ok = false
+					}
+				}
+			}
 		default:
 			return false
 		}
@@ -436,7 +459,32 @@ func (p *parser) description(f *File, field string, n *yaml.Node) {
 				ok = false
 			}
 		case "unit":
-			d.Unit, ok = p.str(v, join(field, key))
+			var u string
+			if u, ok = p.str(v, join(field, key)); ok {
+				var err error
+				if d.Unit, err = NormalizeUnit(u); err != nil {
+					p.errorf(v, join(field, key), "%v", err)
+					ok = false
+				}
+			}
+		case "kind":
+			var k string
+			if k, ok = p.str(v, join(field, key)); ok {
+				d.Kind = Kind(k)
+				if d.Kind != KindGauge && d.Kind != KindCounter {
+					p.errorf(v, join(field, key), "want %s or %s, got %q", KindGauge, KindCounter, k)
+					ok = false
+				}
+			}
+			pos.kind = v
+		case "help":
+			d.Help, ok = p.str(v, join(field, key))
+		case "metric":
+			if d.Metric, ok = p.str(v, join(field, key)); ok && !ValidMetricName(d.Metric) {
+				p.errorf(v, join(field, key), "invalid metric name %q: want [a-zA-Z_:][a-zA-Z0-9_:]*", d.Metric)
+				ok = false
+			}
+			pos.metric = v
 		case "type":
 			var s string
 			if s, ok = p.str(v, join(field, key)); ok {
@@ -464,6 +512,17 @@ func (p *parser) description(f *File, field string, n *yaml.Node) {
 	}
 	if !p.required(n, field, have, "id", "name", "type") || !good {
 		return
+	}
+	switch {
+	case d.Type == tma.Event && d.Kind != "":
+		p.errorf(pos.kind, join(field, "kind"), "only measurements have a kind")
+		return
+	case d.Type == tma.Measurement && d.Kind == "":
+		d.Kind = KindGauge
+	}
+	if d.Metric == "" {
+		d.Metric = MetricName(d)
+		pos.metric = pos.name
 	}
 	f.Descriptions = append(f.Descriptions, d)
 	pos.field = field
@@ -506,4 +565,25 @@ func (p *parser) unique(f *File) {
 	check(probes, p.probePos)
 	check(resources, p.resourcePos)
 	check(descriptions, p.descriptionPos)
+
+	// Two descriptions on one series name would interleave their samples
+	// in one series, and the generic names belong to unknown ids.
+	metrics := map[string]position{}
+	names := map[string]bool{}
+	for i, d := range f.Descriptions {
+		pos := p.descriptionPos[i]
+		if names[d.Name] {
+			continue // reported as a duplicate name already
+		}
+		names[d.Name] = true
+		if d.Metric == GenericMeasurement || d.Metric == GenericEvent {
+			p.errorf(pos.metric, join(pos.field, "metric"), "metric name %q is reserved for unknown descriptions", d.Metric)
+			continue
+		}
+		if first, dup := metrics[d.Metric]; dup {
+			p.errorf(pos.metric, join(pos.field, "metric"), "metric name %q also made by %s (line %d)", d.Metric, first.field, first.metric.Line)
+			continue
+		}
+		metrics[d.Metric] = pos
+	}
 }

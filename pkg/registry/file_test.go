@@ -28,8 +28,8 @@ func TestLoadValid(t *testing.T) {
 			{ID: 9, Name: "edge-node-2"},
 		},
 		Descriptions: []Description{
-			{ID: 27, Name: "cpu_usage", Unit: "percent", Type: tma.Measurement},
-			{ID: 28, Name: "restart", Type: tma.Event},
+			{ID: 27, Name: "cpu_usage", Unit: "percent", Type: tma.Measurement, Kind: KindGauge, Metric: "cpu_usage_percent"},
+			{ID: 28, Name: "restart", Type: tma.Event, Metric: "restart_event"},
 		},
 	}, f)
 }

@@ -1,0 +1,256 @@
+package labeler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tmaflow/tmaflow/pkg/bus"
+	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/samples"
+	"github.com/tmaflow/tmaflow/pkg/service"
+)
+
+// Handler names, also the stage header of the labeler's dead letters.
+const (
+	StageTMA     = "labeler-tma"
+	StageSamples = "labeler-samples"
+)
+
+// Options are the service's dependencies.
+type Options struct {
+	// Subscriber delivers topic-monitor and topic-samples (one Subscribe
+	// per topic), in the labeler's consumer group. Required. The router
+	// closes it on shutdown.
+	Subscriber message.Subscriber
+	// Publisher takes the enriched batches to topic-metrics and dead
+	// letters to topic-dlq. Required; Publish must return nil only once
+	// the broker acknowledged, since the consumed record is acknowledged
+	// (its offset committed) right after. Close it after Execute returned.
+	Publisher message.Publisher
+	// Registry gets the metrics. Nil: a private registry.
+	Registry *prometheus.Registry
+	// Prober is marked ready once the router runs. Nil: a new one.
+	Prober *service.Prober
+	Logger *slog.Logger
+	// Now stamps registry loads. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Service is the labeler, run as a run-group actor with Execute and
+// Interrupt.
+type Service struct {
+	cfg     Config
+	pub     message.Publisher
+	prober  *service.Prober
+	logger  *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	router  *message.Router
+	http    *service.HTTPServer // nil without a listen address
+	handler http.Handler
+
+	snap     atomic.Pointer[snapshot]
+	reloadMu sync.Mutex
+	// Guarded by reloadMu: the file state last seen by the watcher and
+	// the last failed reload, shown by GET /registry.
+	seen      fileState
+	lastError *loadError
+
+	decoders sync.Pool // *samples.Decoder
+
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+type loadError struct {
+	err    error
+	at     time.Time
+	sha256 string
+}
+
+// New loads the registry file (failing with every problem in it, located
+// by line and field), builds the router, binds the listener and returns
+// the service ready to Execute.
+func New(cfg Config, opts Options) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("labeler config: %w", err)
+	}
+	if opts.Subscriber == nil {
+		return nil, errors.New("labeler: no subscriber")
+	}
+	if opts.Publisher == nil {
+		return nil, errors.New("labeler: no publisher")
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Prober == nil {
+		opts.Prober = service.NewProber()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Service{
+		cfg:     cfg,
+		pub:     opts.Publisher,
+		prober:  opts.Prober,
+		logger:  opts.Logger,
+		now:     opts.Now,
+		metrics: newMetrics(opts.Registry),
+		stop:    make(chan struct{}),
+	}
+	s.prober.NotReady("starting")
+	limits := cfg.Limits
+	s.decoders.New = func() any { return &samples.Decoder{Limits: limits} }
+
+	st, _ := statFile(cfg.Registry)
+	snap, err := loadSnapshot(cfg.Registry, s.now())
+	if err != nil {
+		return nil, err
+	}
+	s.seen = st
+	s.snap.Store(snap)
+	s.metrics.loaded(snap)
+
+	if s.router, err = bus.NewRouter(bus.RouterOptions{
+		Config:     cfg.Bus,
+		DLQ:        opts.Publisher,
+		Logger:     s.logger,
+		Registerer: opts.Registry,
+	}); err != nil {
+		return nil, err
+	}
+	s.router.AddConsumerHandler(StageTMA, contract.TopicMonitor, opts.Subscriber, s.handleTMA)
+	s.router.AddConsumerHandler(StageSamples, contract.TopicSamples, opts.Subscriber, s.handleSamples)
+
+	mux := service.OpsMux(opts.Registry, s.prober)
+	mux.HandleFunc("GET "+RegistryPath, s.serveRegistry)
+	s.handler = mux
+	if cfg.ListenAddress != "" {
+		if s.http, err = service.Listen(cfg.ListenAddress, mux, nil, s.logger); err != nil {
+			return nil, err
+		}
+		s.http.Server.ErrorLog = slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug)
+		s.http.ShutdownTimeout = cfg.ShutdownTimeout
+	}
+	return s, nil
+}
+
+// RegistryPath serves the registry in force as JSON.
+const RegistryPath = "/registry"
+
+// Handler serves GET /registry and the ops endpoints (/metrics, /-/healthy,
+// /-/ready), for callers that mount it elsewhere.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Addr is the bound listen address, or "" without one.
+func (s *Service) Addr() string {
+	if s.http == nil {
+		return ""
+	}
+	return s.http.Addr()
+}
+
+// Execute consumes until Interrupt, then stops consuming (in-flight
+// records finish or are left for re-delivery) and shuts the listener down.
+func (s *Service) Execute() error {
+	s.prober.Healthy()
+	var g run.Group
+	g.Add(func() error {
+		<-s.stop
+		return nil
+	}, func(error) { s.Interrupt(nil) })
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		var stopping atomic.Bool
+		g.Add(func() error {
+			err := s.router.Run(ctx)
+			if err == nil && !stopping.Load() {
+				err = errors.New("consumer stopped: every subscription ended")
+			}
+			if err != nil {
+				return fmt.Errorf("run router: %w", err)
+			}
+			return nil
+		}, func(error) {
+			stopping.Store(true)
+			s.prober.NotReady("shutting down")
+			if err := s.router.Close(); err != nil {
+				s.logger.Warn("close router", "err", err)
+			}
+			cancel()
+		})
+	}
+	{
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			select {
+			case <-s.router.Running():
+				s.prober.Ready()
+				s.logger.Info("labeler consuming", "topics", []string{contract.TopicMonitor, contract.TopicSamples}, "registry", s.cfg.Registry)
+			case <-ctx.Done():
+				return nil
+			}
+			if s.cfg.RegistryCheckInterval > 0 {
+				s.watchRegistry(ctx)
+			}
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	if s.http != nil {
+		g.Add(s.serve, func(error) { s.shutdown() })
+	}
+	return g.Run()
+}
+
+func (s *Service) serve() error {
+	s.logger.Info("labeler listening", "addr", s.Addr())
+	if err := s.http.Server.Serve(s.http.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http %s: %w", s.Addr(), err)
+	}
+	return nil
+}
+
+func (s *Service) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Server.Shutdown(ctx); err != nil {
+		s.logger.Warn("labeler shutdown: in-flight requests cut off", "err", err)
+		if err := s.http.Server.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.logger.Warn("labeler close", "err", err)
+		}
+	}
+}
+
+// Close releases the listener of a service whose Execute never ran; after
+// Execute it is a no-op.
+func (s *Service) Close() error {
+	if s.http == nil {
+		return nil
+	}
+	if err := s.http.Listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close listener: %w", err)
+	}
+	return nil
+}
+
+// Interrupt makes Execute return after a graceful shutdown. Safe to call
+// more than once and before Execute.
+func (s *Service) Interrupt(error) {
+	s.stopOnce.Do(func() { close(s.stop) })
+}
