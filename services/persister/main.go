@@ -1,0 +1,129 @@
+// Command persister stores topic-metrics of an external Kafka in an
+// embedded Prometheus TSDB, optionally forwards it by remote_write, and
+// serves the Prometheus query API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/service"
+	"github.com/tmaflow/tmaflow/services/persister/persister"
+)
+
+func main() {
+	if err := runMain(context.Background(), os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "persister:", err)
+		os.Exit(1)
+	}
+}
+
+// runMain runs the command until a signal or the end of ctx.
+func runMain(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("persister", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		logCfg   service.LogConfig
+		kafkaCfg kafka.Config
+		cfg      persister.Config
+	)
+	logCfg.RegisterFlags(fs)
+	kafkaCfg.RegisterFlags(fs)
+	cfg.RegisterFlags(fs)
+	if err := service.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(cfg.Validate(), kafkaCfg.RequireBrokers(), kafkaCfg.Validate()); err != nil {
+		return err
+	}
+	if kafkaCfg.ConsumerGroup != "" {
+		// Two consumers with their own groups: one flag cannot name both.
+		return errors.New("kafka.consumer-group is not used by the persister: set consumer-group and remote-write.consumer-group")
+	}
+	logger, err := logCfg.NewLogger(stderr)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	klog := logger.With("component", "kafka")
+	pub, err := kafka.NewPublisher(kafkaCfg, klog, reg)
+	if err != nil {
+		return err
+	}
+	subscriber := func(group, consumer string) (*kafka.Subscriber, error) {
+		c := kafkaCfg
+		c.ConsumerGroup = group
+		return kafka.NewSubscriber(c, klog, prometheus.WrapRegistererWith(prometheus.Labels{"consumer": consumer}, reg))
+	}
+	var subs []*kafka.Subscriber
+	// Closes what exists so far; once the router runs it closes the
+	// subscribers itself.
+	cleanup := func() error {
+		errs := []error{closePublisher(pub)}
+		for _, s := range subs {
+			errs = append(errs, s.Close())
+		}
+		return errors.Join(errs...)
+	}
+	opts := persister.Options{Publisher: pub, Registry: reg, Prober: service.NewProber(), Logger: logger}
+	sub, err := subscriber(cfg.ConsumerGroup, "tsdb")
+	if err != nil {
+		return errors.Join(err, cleanup())
+	}
+	subs = append(subs, sub)
+	opts.Subscriber = sub
+	if cfg.RemoteWrite.Enabled() {
+		rw, err := subscriber(cfg.RemoteWrite.ConsumerGroup, "remote-write")
+		if err != nil {
+			return errors.Join(err, cleanup())
+		}
+		subs = append(subs, rw)
+		opts.RemoteWriteSubscriber = rw
+	}
+	svc, err := persister.New(cfg, opts)
+	if err != nil {
+		return errors.Join(err, cleanup())
+	}
+
+	var g run.Group
+	g.Add(service.SignalActor(logger, opts.Prober, func() {
+		if err := svc.Reload(); err != nil {
+			logger.Error("reload", "err", err)
+			return
+		}
+		logger.Info("reloaded registry")
+	}))
+	g.Add(svc.Execute, svc.Interrupt)
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	err = g.Run()
+	// The router has stopped: dead letters of the last batches are
+	// flushed with the publisher.
+	return errors.Join(err, closePublisher(pub))
+}
+
+func closePublisher(pub interface{ Close() error }) error {
+	if err := pub.Close(); err != nil {
+		return fmt.Errorf("close publisher: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package persister
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/tmaflow/tmaflow/pkg/registry"
+	"github.com/tmaflow/tmaflow/pkg/samples"
+)
+
+// TenantLabel is the label naming a series' tenant (the labeler's too).
+// Every stored series carries it, equal to its batch's tenant, and every
+// query is confined to the caller's value of it.
+const TenantLabel = registry.LabelTenant
+
+// Reasons a sample is not stored; the reason label of the rejected-samples
+// metric and part of the error header of its dead letter.
+const (
+	reasonTooOld         = "too_old"             // behind the out-of-order window
+	reasonOutOfBounds    = "out_of_bounds"       // older than the head accepts (no out-of-order window)
+	reasonOutOfOrder     = "out_of_order"        // behind the series' newest sample (no out-of-order window)
+	reasonDuplicate      = "duplicate_timestamp" // another value at a stored timestamp
+	reasonInvalidLabels  = "invalid_labels"
+	reasonTenantMismatch = "tenant_mismatch"
+	reasonInvalid        = "invalid" // anything else the TSDB refuses
+)
+
+var rejectReasons = []string{reasonTooOld, reasonOutOfBounds, reasonOutOfOrder, reasonDuplicate, reasonInvalidLabels, reasonTenantMismatch, reasonInvalid}
+
+// openTSDB opens (or creates) the TSDB at cfg.Path, replaying its WAL.
+func openTSDB(cfg TSDBConfig, logger *slog.Logger, reg prometheus.Registerer) (*tsdb.DB, error) {
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = cfg.Retention.Milliseconds()
+	opts.MaxBytes = cfg.RetentionBytes
+	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
+	if cfg.WALCompression {
+		opts.WALCompression = compression.Snappy
+	}
+	db, err := tsdb.Open(cfg.Path, logger, reg, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open tsdb %s: %w", cfg.Path, err)
+	}
+	return db, nil
+}
+
+// appendQuerier is the part of *tsdb.DB the store uses.
+type appendQuerier interface {
+	Appender(ctx context.Context) storage.Appender
+	Querier(mint, maxt int64) (storage.Querier, error)
+}
+
+// store appends sample batches to the TSDB.
+type store struct {
+	db appendQuerier
+	// appendMu serialises append-and-commit. The head re-checks every
+	// sample at commit and silently drops those that concurrent commits
+	// made out of order; one appender at a time makes the check at Append,
+	// whose errors are reported, the final one.
+	appendMu sync.Mutex
+}
+
+// appendResult is what one batch did to the TSDB.
+type appendResult struct {
+	appended int // accepted by the TSDB, re-deliveries of stored samples included
+	stored   int // refused by the TSDB but already stored with the same value
+	rejected map[string]*samples.Batch
+	// reasons holds one example error message per rejection reason.
+	reasons map[string]string
+}
+
+func (r *appendResult) reject(reason, msg string, b *samples.Batch, lbls []samples.Label, meta *samples.Metadata, ss ...samples.Sample) {
+	if len(ss) == 0 {
+		return
+	}
+	if r.rejected == nil {
+		r.rejected = map[string]*samples.Batch{}
+		r.reasons = map[string]string{}
+	}
+	rb, ok := r.rejected[reason]
+	if !ok {
+		rb = &samples.Batch{Tenant: b.Tenant, Source: b.Source}
+		r.rejected[reason] = rb
+		r.reasons[reason] = msg
+	}
+	// Consecutive rejections of one series share its entry.
+	if n := len(rb.Series); n > 0 && slices.Equal(rb.Series[n-1].Labels, lbls) {
+		rb.Series[n-1].Samples = append(rb.Series[n-1].Samples, ss...)
+		return
+	}
+	rb.Series = append(rb.Series, samples.Series{Labels: lbls, Samples: slices.Clone(ss), Metadata: meta})
+}
+
+func (r *appendResult) rejectedCount() int {
+	n := 0
+	for _, b := range r.rejected {
+		for _, s := range b.Series {
+			n += len(s.Samples)
+		}
+	}
+	return n
+}
+
+// prepared is a batch series ready to append.
+type prepared struct {
+	lset    labels.Labels
+	src     []samples.Label // the batch's labels, for dead letters
+	samples []samples.Sample
+	meta    *samples.Metadata
+}
+
+// prepare turns the batch's series into label sets, sorted samples and
+// rejections of series whose labels cannot be stored. Series with equal
+// label sets are merged, so each is appended once, in timestamp order.
+func prepare(b *samples.Batch, res *appendResult) []prepared {
+	out := make([]prepared, 0, len(b.Series))
+	byHash := map[uint64][]int{}
+	sb := labels.NewScratchBuilder(8)
+	for i := range b.Series {
+		s := &b.Series[i]
+		lset, reason, err := seriesLabels(&sb, s.Labels, b.Tenant)
+		if err != nil {
+			res.reject(reason, err.Error(), b, s.Labels, s.Metadata, s.Samples...)
+			continue
+		}
+		h := lset.Hash()
+		merged := false
+		for _, j := range byHash[h] {
+			if labels.Equal(out[j].lset, lset) {
+				out[j].samples = append(out[j].samples, s.Samples...)
+				merged = true
+				break
+			}
+		}
+		if merged {
+			continue
+		}
+		byHash[h] = append(byHash[h], len(out))
+		out = append(out, prepared{lset: lset, src: s.Labels, samples: slices.Clone(s.Samples), meta: s.Metadata})
+	}
+	for i := range out {
+		p := &out[i]
+		// Stable, so of two samples at one timestamp the batch's first
+		// wins. The head checks samples of one uncommitted series only
+		// against what is committed, and drops the later of two at one
+		// timestamp silently at commit: repeats are settled here.
+		slices.SortStableFunc(p.samples, func(a, b samples.Sample) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) })
+		kept := p.samples[:0]
+		for _, smp := range p.samples {
+			if n := len(kept); n > 0 && kept[n-1].TimestampMs == smp.TimestampMs {
+				if math.Float64bits(kept[n-1].Value) == math.Float64bits(smp.Value) {
+					res.stored++
+					continue
+				}
+				res.reject(reasonDuplicate, fmt.Sprintf("batch holds two values at timestamp %d", smp.TimestampMs), b, p.src, p.meta, smp)
+				continue
+			}
+			kept = append(kept, smp)
+		}
+		p.samples = kept
+	}
+	return out
+}
+
+// seriesLabels builds the label set of a series: empty values dropped (an
+// empty label is an absent one in Prometheus), names checked, the tenant
+// label set from the batch tenant when absent and required to equal it
+// when present.
+func seriesLabels(sb *labels.ScratchBuilder, in []samples.Label, tenant string) (labels.Labels, string, error) {
+	sb.Reset()
+	hasName, hasTenant := false, false
+	for _, l := range in {
+		if !model.UTF8Validation.IsValidLabelName(l.Name) {
+			return labels.EmptyLabels(), reasonInvalidLabels, fmt.Errorf("invalid label name %q", l.Name)
+		}
+		if !utf8.ValidString(l.Value) {
+			return labels.EmptyLabels(), reasonInvalidLabels, fmt.Errorf("label %s: value is not valid UTF-8", l.Name)
+		}
+		if l.Name == TenantLabel {
+			if l.Value != tenant {
+				return labels.EmptyLabels(), reasonTenantMismatch, fmt.Errorf("tenant label %q differs from the batch tenant %q", l.Value, tenant)
+			}
+			hasTenant = true
+		}
+		if l.Value == "" {
+			continue
+		}
+		hasName = hasName || l.Name == model.MetricNameLabel
+		sb.Add(l.Name, l.Value)
+	}
+	if !hasName {
+		return labels.EmptyLabels(), reasonInvalidLabels, errors.New("series has no metric name (__name__)")
+	}
+	if !hasTenant {
+		sb.Add(TenantLabel, tenant)
+	}
+	sb.Sort()
+	lset := sb.Labels()
+	if name, dup := lset.HasDuplicateLabelNames(); dup {
+		return labels.EmptyLabels(), reasonInvalidLabels, fmt.Errorf("label name %q is not unique", name)
+	}
+	return lset, "", nil
+}
+
+// rejection classifies an Append error.
+func rejection(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrTooOldSample):
+		return reasonTooOld
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return reasonOutOfBounds
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return reasonOutOfOrder
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return reasonDuplicate
+	default:
+		return reasonInvalid
+	}
+}
+
+// refusal is a sample the TSDB refused at Append.
+type refusal struct {
+	series *prepared
+	sample samples.Sample
+	reason string
+	msg    string
+}
+
+// append stores batch b. The samples the TSDB accepts are committed
+// together; an error means none of them may be stored and the batch must
+// be appended again. Refused samples that are already stored with the same
+// value (re-delivery of a batch whose samples fell behind the head since)
+// count as stored; the others come back in the result.
+func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, error) {
+	var res appendResult
+	series := prepare(b, &res)
+
+	s.appendMu.Lock()
+	app := s.db.Appender(ctx)
+	var refused []refusal
+	for i := range series {
+		p := &series[i]
+		var ref storage.SeriesRef
+		for _, smp := range p.samples {
+			r, err := app.Append(ref, p.lset, smp.TimestampMs, smp.Value)
+			if err != nil {
+				refused = append(refused, refusal{series: p, sample: smp, reason: rejection(err), msg: err.Error()})
+				continue
+			}
+			ref = r
+			res.appended++
+		}
+	}
+	err := app.Commit()
+	s.appendMu.Unlock()
+	if err != nil {
+		return appendResult{}, fmt.Errorf("commit to tsdb: %w", err)
+	}
+	if len(refused) == 0 {
+		return res, nil
+	}
+	if err := s.sortOutStored(ctx, refused, &res); err != nil {
+		return appendResult{}, err
+	}
+	for _, r := range refused {
+		if r.reason != "" {
+			res.reject(r.reason, r.msg, b, r.series.src, r.series.meta, r.sample)
+		}
+	}
+	return res, nil
+}
+
+// sortOutStored clears the reason of refused samples whose exact value is
+// stored already, counting them in res.stored.
+func (s *store) sortOutStored(ctx context.Context, refused []refusal, res *appendResult) error {
+	// Refusals come grouped by series, in timestamp order.
+	for start := 0; start < len(refused); {
+		end := start + 1
+		for end < len(refused) && refused[end].series == refused[start].series {
+			end++
+		}
+		group := refused[start:end]
+		stored, err := s.storedValues(ctx, group[0].series.lset, group[0].sample.TimestampMs, group[len(group)-1].sample.TimestampMs)
+		if err != nil {
+			return err
+		}
+		for i := range group {
+			v, ok := stored[group[i].sample.TimestampMs]
+			if ok && math.Float64bits(v) == math.Float64bits(group[i].sample.Value) {
+				group[i].reason = ""
+				res.stored++
+			}
+		}
+		start = end
+	}
+	return nil
+}
+
+// storedValues returns the samples of exactly lset between mint and maxt.
+func (s *store) storedValues(ctx context.Context, lset labels.Labels, mint, maxt int64) (_ map[int64]float64, err error) {
+	q, err := s.db.Querier(mint, maxt)
+	if err != nil {
+		return nil, fmt.Errorf("query tsdb: %w", err)
+	}
+	defer func() {
+		if cerr := q.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close tsdb querier: %w", cerr))
+		}
+	}()
+	ms := make([]*labels.Matcher, 0, lset.Len())
+	lset.Range(func(l labels.Label) {
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
+	})
+	out := map[int64]float64{}
+	set := q.Select(ctx, false, nil, ms...)
+	for set.Next() {
+		// Equality matchers also match series with more labels.
+		if !labels.Equal(set.At().Labels(), lset) {
+			continue
+		}
+		it := set.At().Iterator(nil)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloat {
+				continue // only floats are ever appended
+			}
+			t, v := it.At()
+			out[t] = v
+		}
+		if err := it.Err(); err != nil {
+			return nil, fmt.Errorf("read tsdb series: %w", err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return nil, fmt.Errorf("select tsdb series: %w", err)
+	}
+	return out, nil
+}
