@@ -1,17 +1,44 @@
 module github.com/tmaflow/tmaflow/services/tmaflow
 
-go 1.26
+go 1.26.0
 
-require (
-	github.com/tmaflow/tmaflow/pkg v0.0.0
-	github.com/tmaflow/tmaflow/schemas v0.0.0
-)
+require github.com/tmaflow/tmaflow/pkg v0.0.0
 
 replace (
 	github.com/tmaflow/tmaflow/pkg => ../../pkg
 	github.com/tmaflow/tmaflow/schemas => ../../schemas
 )
 
-require github.com/tmaflow/tmaflow/services/monitor v0.0.0
+require (
+	github.com/oklog/run v1.2.0
+	github.com/prometheus/client_golang v1.23.2
+	github.com/segmentio/kafka-go v0.4.51
+	github.com/tmaflow/tmaflow/services/monitor v0.0.0
+)
+
+require (
+	github.com/ThreeDotsLabs/watermill v1.5.1 // indirect
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/lithammer/shortuuid/v3 v3.0.7 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/oklog/ulid v1.3.1 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/prometheus/client_model v0.6.2 // indirect
+	github.com/prometheus/common v0.66.1 // indirect
+	github.com/prometheus/procfs v0.17.0 // indirect
+	github.com/stretchr/testify v1.12.1
+	github.com/twmb/franz-go v1.22.2 // indirect
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+	go.yaml.in/yaml/v2 v2.4.2 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	google.golang.org/protobuf v1.36.8 // indirect
+)
 
 replace github.com/tmaflow/tmaflow/services/monitor => ../monitor
