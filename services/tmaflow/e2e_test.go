@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/broker/brokertest"
 	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/services/tmaflow/internal/app"
 )
 
@@ -33,6 +36,8 @@ type tmaflow struct {
 	app  *app.App
 	done chan error
 	url  string
+	// api is the base URL of the persister's Prometheus query API.
+	api string
 	// kafka is the bootstrap address the monitor produces to.
 	kafka string
 }
@@ -45,13 +50,19 @@ func startTmaflow(t *testing.T, args ...string) *tmaflow {
 		"-data-dir=" + t.TempDir(),
 		"-broker.listen-address=127.0.0.1:0",
 		"-monitor.listen-address=127.0.0.1:0",
-		"-monitor.auth.registry=" + exampleRegistry,
+		"-labeler.listen-address=127.0.0.1:0",
+		"-persister.listen-address=127.0.0.1:0",
+		"-registry=" + exampleRegistry,
 		"-monitor.ready-check-interval=100ms",
+		"-persister.ready.settle=100ms",
 	}, args...))
 	require.NoError(t, err)
 	a, err := app.New(cfg, app.Options{})
 	require.NoError(t, err)
 	tf := &tmaflow{app: a, done: make(chan error, 1), url: "http://" + a.MonitorAddr() + "/monitor", kafka: a.KafkaBrokers()[0]}
+	if addr := a.PersisterAddr(); addr != "" {
+		tf.api = "http://" + addr + "/api/v1"
+	}
 	go func() { tf.done <- a.Run() }()
 	t.Cleanup(func() { require.NoError(t, tf.stop()) })
 	require.Eventually(t, a.Prober().IsReady, 10*time.Second, 10*time.Millisecond, "tmaflow not ready")
@@ -212,4 +223,161 @@ func TestSameResourceSamePartition(t *testing.T) {
 			require.Greater(t, r.Offset, recs[i-1].Offset)
 		}
 	}
+}
+
+// queryResult is the part of a Prometheus instant-query answer the tests
+// read.
+type queryResult struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Metric map[string]string `json:"metric"`
+			Value  [2]any            `json:"value"`
+		} `json:"result"`
+	} `json:"data"`
+}
+
+// query runs an instant query on the persister's API as user (none when
+// empty) and returns the status code and, for 200, the decoded answer.
+func query(t *testing.T, api, q string, at int64, user, pass string) (int, queryResult) {
+	t.Helper()
+	u := api + "/query?" + url.Values{"query": {q}, "time": {strconv.FormatInt(at, 10)}}.Encode()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	require.NoError(t, err)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, resp.Body.Close()) }()
+	var res queryResult
+	if resp.StatusCode == http.StatusOK {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&res))
+	}
+	return resp.StatusCode, res
+}
+
+// TestQueryEndToEnd posts the demo probe's reference message and finds
+// its observations through monitor → labeler → persister as named,
+// labelled series in the query API.
+func TestQueryEndToEnd(t *testing.T) {
+	tf := startTmaflow(t)
+	body := fixture(t, "message-20-items.json")
+	got := post(t, tf.url, body, demoProbe, demoSecret)
+	require.Equal(t, http.StatusOK, got.code, got.body)
+
+	var msg struct {
+		Data []struct {
+			DescriptionID int64 `json:"descriptionId"`
+			Observations  []struct {
+				Value float64 `json:"value"`
+				Time  int64   `json:"time"`
+			} `json:"observations"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &msg))
+	at := msg.Data[0].Observations[0].Time
+	// Values each description's series may hold: the message has a
+	// measurement and an event of every description at one time.
+	values := map[int64][]string{}
+	for _, d := range msg.Data {
+		for _, o := range d.Observations {
+			require.Equal(t, at, o.Time)
+			values[d.DescriptionID] = append(values[d.DescriptionID], strconv.FormatFloat(o.Value, 'f', -1, 64))
+		}
+	}
+	// The names examples/registry.yaml gives descriptions 0..9.
+	names := map[string]int64{
+		"cpu_usage_percent":            0,
+		"memory_used_bytes":            1,
+		"disk_free_bytes":              2,
+		"network_received_bytes_total": 3,
+		"network_sent_bytes_total":     4,
+		"load_average_1m":              5,
+		"temperature_celsius":          6,
+		"response_time_milliseconds":   7,
+		"requests_total":               8,
+		"restart_event":                9,
+	}
+
+	var res queryResult
+	require.Eventually(t, func() bool {
+		code, r := query(t, tf.api, `{resource="demo-host"}`, at, demoProbe, demoSecret)
+		res = r
+		return code == http.StatusOK && len(r.Data.Result) == len(names)
+	}, 30*time.Second, 100*time.Millisecond, "series of the message in the query API")
+	require.Equal(t, "success", res.Status)
+	require.Equal(t, "vector", res.Data.ResultType)
+	for _, s := range res.Data.Result {
+		name := s.Metric["__name__"]
+		id, ok := names[name]
+		require.True(t, ok, "unexpected series %v", s.Metric)
+		delete(names, name)
+		require.Equal(t, map[string]string{
+			"__name__":    name,
+			"resource":    "demo-host",
+			"resource_id": "101098",
+			"probe":       demoProbe,
+			"tenant":      demoTenant,
+			"site":        "lab",
+			"owner":       "demo",
+		}, s.Metric)
+		require.Equal(t, float64(at), s.Value[0])
+		require.Contains(t, values[id], s.Value[1], "%s holds one of the observations of description %d", name, id)
+	}
+	require.Empty(t, names, "every description has its series")
+
+	t.Run("credentials are required", func(t *testing.T) {
+		code, _ := query(t, tf.api, `{resource="demo-host"}`, at, "", "")
+		require.Equal(t, http.StatusUnauthorized, code)
+		code, _ = query(t, tf.api, `{resource="demo-host"}`, at, demoProbe, "wrong")
+		require.Equal(t, http.StatusUnauthorized, code)
+	})
+}
+
+// TestReloadReachesEveryService changes the one registry file and reloads
+// as SIGHUP does: the monitor and the query API accept a new probe, the
+// labeler serves the renamed resource.
+func TestReloadReachesEveryService(t *testing.T) {
+	regPath := filepath.Join(t.TempDir(), "registry.yaml")
+	example, err := os.ReadFile(exampleRegistry)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(regPath, example, 0o600))
+	// No file watcher: only Reload can pick the change up.
+	tf := startTmaflow(t, "-registry="+regPath, "-labeler.registry.check-interval=0s")
+	labelerRegistry := func() string {
+		resp, err := http.Get("http://" + tf.app.LabelerAddr() + "/registry")
+		require.NoError(t, err)
+		defer func() { require.NoError(t, resp.Body.Close()) }()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	require.Contains(t, labelerRegistry(), `"demo-host"`)
+
+	hash, err := registry.HashSecret("second-secret", registry.AlgoBcrypt)
+	require.NoError(t, err)
+	changed := strings.Replace(string(example), "\nprobes:\n", "\nprobes:\n  - id: 5\n    name: second\n    tenant: other\n    secret_hash: \""+hash+"\"\n", 1)
+	changed = strings.Replace(changed, "name: demo-host\n", "name: demo-host-renamed\n", 1)
+	require.NotEqual(t, string(example), changed)
+	require.NoError(t, os.WriteFile(regPath, []byte(changed), 0o600))
+
+	// A probe posts only its own messages.
+	body := []byte(strings.Replace(string(fixture(t, "message-compact.json")), `"probeId":0`, `"probeId":5`, 1))
+	require.Equal(t, http.StatusUnauthorized, post(t, tf.url, body, "second", "second-secret").code)
+	code, _ := query(t, tf.api, "up", 0, "second", "second-secret")
+	require.Equal(t, http.StatusUnauthorized, code)
+
+	require.NoError(t, tf.app.Reload())
+	require.Equal(t, http.StatusOK, post(t, tf.url, body, "second", "second-secret").code)
+	code, _ = query(t, tf.api, "up", 0, "second", "second-secret")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, labelerRegistry(), `"demo-host-renamed"`)
+
+	// A broken file fails the reload and leaves every service as it was.
+	require.NoError(t, os.WriteFile(regPath, []byte("probes: [\n"), 0o600))
+	require.Error(t, tf.app.Reload())
+	require.Equal(t, http.StatusOK, post(t, tf.url, body, "second", "second-secret").code)
+	require.Contains(t, labelerRegistry(), `"demo-host-renamed"`)
 }

@@ -106,7 +106,8 @@ func TestProcessSignals(t *testing.T) {
 	require.NoError(t, os.WriteFile(regPath, example, 0o600))
 
 	p := startProcess(t, "-data-dir="+dir, "-broker.listen-address=127.0.0.1:0",
-		"-monitor.listen-address=127.0.0.1:0", "-monitor.auth.registry="+regPath)
+		"-monitor.listen-address=127.0.0.1:0", "-labeler.listen-address=127.0.0.1:0", "-persister.listen-address=127.0.0.1:0",
+		"-monitor.auth.registry="+regPath)
 	brokerAddr := p.waitLog(t, "kafka broker started")["addr"].(string)
 	url := "http://" + p.waitLog(t, "monitor listening")["addr"].(string) + "/monitor"
 	p.waitLog(t, "broker reachable, ready")
@@ -117,7 +118,8 @@ func TestProcessSignals(t *testing.T) {
 	// A probe added to the registry can post after SIGHUP.
 	hash, err := registry.HashSecret("second-secret", registry.AlgoBcrypt)
 	require.NoError(t, err)
-	added := string(example) + "  - id: 5\n    name: second\n    tenant: other\n    secret_hash: \"" + hash + "\"\n"
+	added := strings.Replace(string(example), "\nprobes:\n", "\nprobes:\n  - id: 5\n    name: second\n    tenant: other\n    secret_hash: \""+hash+"\"\n", 1)
+	require.NotEqual(t, string(example), added)
 	require.NoError(t, os.WriteFile(regPath, []byte(added), 0o600))
 	second := []byte(strings.Replace(string(body), `"probeId":0`, `"probeId":5`, 1))
 	require.Equal(t, http.StatusUnauthorized, post(t, url, second, "second", "second-secret").code)

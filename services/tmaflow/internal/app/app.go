@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,9 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/broker"
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
 	"github.com/tmaflow/tmaflow/pkg/service"
+	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
+	"github.com/tmaflow/tmaflow/services/persister/persister"
 )
 
 // Options are the process-wide dependencies; the zero value is usable.
@@ -35,18 +38,39 @@ type Options struct {
 
 // App is a configured tmaflow, ready to Run.
 type App struct {
-	logger    *slog.Logger
+	logger *slog.Logger
+	// prober is the whole process's: ready when every service's own
+	// prober is (see watchReady).
 	prober    *service.Prober
 	group     run.Group
 	brokers   []string
 	broker    *broker.Broker // nil with an external Kafka
 	publisher *kafka.Publisher
-	monitor   *monitor.Service // nil unless a target
-	debug     *service.HTTPServer
+	// subscribers are closed after the services stopped, before the
+	// publisher.
+	subscribers []*kafka.Subscriber
+	monitor     *monitor.Service   // nil unless a target
+	labeler     *labeler.Service   // nil unless a target
+	persister   *persister.Service // nil unless a target
+	components  []component
+	debug       *service.HTTPServer
 
+	// readyMu orders watchReady's updates of prober with Shutdown's, so a
+	// check racing Shutdown cannot mark the stopping process ready.
+	readyMu  sync.Mutex
+	stopping bool
 	stop     chan struct{}
 	stopOnce sync.Once
 }
+
+// component is a running service and its own readiness.
+type component struct {
+	name   string
+	prober *service.Prober
+}
+
+// readyInterval is how often the services' readiness is combined.
+const readyInterval = 50 * time.Millisecond
 
 // New starts the embedded broker if there is one, binds every listener
 // and builds the run group; nothing serves requests before Run.
@@ -99,19 +123,32 @@ func New(cfg Config, opts Options) (_ *App, err error) {
 		return nil
 	}, func(error) { a.Shutdown() })
 
+	rc := cfg.resolved()
 	if slices.Contains(targets, TargetMonitor) {
-		a.monitor, err = monitor.New(cfg.Monitor, monitor.Options{
+		p := a.addComponent(TargetMonitor)
+		a.monitor, err = monitor.New(rc.Monitor, monitor.Options{
 			Publisher: a.publisher,
 			Ping:      a.publisher.Ping,
 			Registry:  reg,
-			Prober:    a.prober,
-			Logger:    logger.With("component", "monitor"),
+			Prober:    p,
+			Logger:    logger.With("component", TargetMonitor),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("monitor: %w", err)
 		}
 		a.group.Add(a.monitor.Execute, a.monitor.Interrupt)
 	}
+	if slices.Contains(targets, TargetLabeler) {
+		if err := a.startLabeler(rc, kcfg); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(targets, TargetPersister) {
+		if err := a.startPersister(rc, kcfg); err != nil {
+			return nil, err
+		}
+	}
+	a.group.Add(a.watchReady())
 	if cfg.DebugListenAddress != "" {
 		if a.debug, err = service.Listen(cfg.DebugListenAddress, debugMux(), nil, logger.With("component", "debug")); err != nil {
 			return nil, fmt.Errorf("debug server: %w", err)
@@ -123,6 +160,129 @@ func New(cfg Config, opts Options) (_ *App, err error) {
 	}
 	logger.Info("tmaflow configured", "targets", targets, "kafka", a.brokers, "embedded_broker", a.broker != nil)
 	return a, nil
+}
+
+// addComponent gives a service its own prober, combined into the
+// process's by watchReady.
+func (a *App) addComponent(name string) *service.Prober {
+	p := service.NewProber()
+	a.components = append(a.components, component{name: name, prober: p})
+	return p
+}
+
+// startLabeler builds the labeler with a subscriber in its own consumer
+// group. Its metrics go to a registry of its own, served on its listener:
+// the labeler and the persister both register the bus router's and the
+// Kafka subscriber's metrics under the same names.
+func (a *App) startLabeler(cfg Config, kcfg kafka.Config) error {
+	reg, err := componentRegistry()
+	if err != nil {
+		return err
+	}
+	logger := a.logger.With("component", TargetLabeler)
+	kcfg.ConsumerGroup = cfg.LabelerConsumerGroup
+	sub, err := kafka.NewSubscriber(kcfg, logger, reg)
+	if err != nil {
+		return fmt.Errorf("labeler: %w", err)
+	}
+	a.subscribers = append(a.subscribers, sub)
+	if a.labeler, err = labeler.New(cfg.Labeler, labeler.Options{
+		Subscriber: sub,
+		Publisher:  a.publisher,
+		Registry:   reg,
+		Prober:     a.addComponent(TargetLabeler),
+		Logger:     logger,
+	}); err != nil {
+		return fmt.Errorf("labeler: %w", err)
+	}
+	a.group.Add(a.labeler.Execute, a.labeler.Interrupt)
+	return nil
+}
+
+// startPersister builds the persister with a subscriber in its TSDB
+// consumer group and, with remote-write URLs, one in the remote-write
+// group.
+func (a *App) startPersister(cfg Config, kcfg kafka.Config) error {
+	reg, err := componentRegistry()
+	if err != nil {
+		return err
+	}
+	logger := a.logger.With("component", TargetPersister)
+	kcfg.ConsumerGroup = cfg.Persister.ConsumerGroup
+	// Both consumers register the subscriber metrics: a consumer label
+	// tells them apart.
+	sub, err := kafka.NewSubscriber(kcfg, logger, prometheus.WrapRegistererWith(prometheus.Labels{"consumer": "tsdb"}, reg))
+	if err != nil {
+		return fmt.Errorf("persister: %w", err)
+	}
+	a.subscribers = append(a.subscribers, sub)
+	opts := persister.Options{
+		Subscriber: sub,
+		Publisher:  a.publisher,
+		Registry:   reg,
+		Prober:     a.addComponent(TargetPersister),
+		Logger:     logger,
+	}
+	if cfg.Persister.RemoteWrite.Enabled() {
+		kcfg.ConsumerGroup = cfg.Persister.RemoteWrite.ConsumerGroup
+		rwReg := prometheus.WrapRegistererWith(prometheus.Labels{"consumer": "remote-write"}, reg)
+		rwSub, err := kafka.NewSubscriber(kcfg, logger.With("consumer", "remote-write"), rwReg)
+		if err != nil {
+			return fmt.Errorf("persister: %w", err)
+		}
+		a.subscribers = append(a.subscribers, rwSub)
+		opts.RemoteWriteSubscriber = rwSub
+	}
+	if a.persister, err = persister.New(cfg.Persister, opts); err != nil {
+		return fmt.Errorf("persister: %w", err)
+	}
+	a.group.Add(a.persister.Execute, a.persister.Interrupt)
+	return nil
+}
+
+// componentRegistry is a service's own metrics registry, with the Go and
+// process metrics so that each listener's /metrics stands alone.
+func componentRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	if err := registerRuntimeCollectors(reg); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// watchReady is the actor that makes the process ready while every
+// service is, so one readiness answers for the whole process.
+func (a *App) watchReady() (execute func() error, interrupt func(error)) {
+	done := make(chan struct{})
+	return func() error {
+			t := time.NewTicker(readyInterval)
+			defer t.Stop()
+			for {
+				a.updateReady()
+				select {
+				case <-done:
+					return nil
+				case <-t.C:
+				}
+			}
+		}, func(error) {
+			close(done)
+		}
+}
+
+func (a *App) updateReady() {
+	a.readyMu.Lock()
+	defer a.readyMu.Unlock()
+	if a.stopping {
+		return
+	}
+	for _, c := range a.components {
+		if !c.prober.IsReady() {
+			a.prober.NotReady("waiting for " + c.name)
+			return
+		}
+	}
+	a.prober.Ready()
 }
 
 // Run serves until Shutdown, a signal (with Options.Signals) or a failing
@@ -138,20 +298,36 @@ func (a *App) Run() error {
 // Shutdown ends Run as SIGTERM does.
 func (a *App) Shutdown() {
 	a.stopOnce.Do(func() {
+		a.readyMu.Lock()
+		a.stopping = true
 		a.prober.NotReady("shutting down")
+		a.readyMu.Unlock()
 		close(a.stop)
 	})
 }
 
-// Reload re-reads what the services reload on SIGHUP (the probe registry).
+// Reload re-reads what the services reload on SIGHUP (the registry file,
+// the monitor's TLS files). Every service is reloaded even if one fails;
+// a failing one keeps its previous configuration.
 func (a *App) Reload() error {
-	if a.monitor == nil {
-		return nil
+	var errs []error
+	if a.monitor != nil {
+		if err := a.monitor.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("reload monitor: %w", err))
+		}
 	}
-	if err := a.monitor.Reload(); err != nil {
-		return fmt.Errorf("reload monitor: %w", err)
+	if a.labeler != nil {
+		if err := a.labeler.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("reload labeler: %w", err))
+		}
 	}
-	return nil
+	if a.persister != nil {
+		// Already says "reload persister".
+		if err := a.persister.Reload(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (a *App) reloadLogged() {
@@ -171,6 +347,24 @@ func (a *App) MonitorAddr() string {
 	return a.monitor.Addr()
 }
 
+// LabelerAddr is the address of the labeler's listener (GET /registry,
+// /metrics); "" when the labeler does not run or listens nowhere.
+func (a *App) LabelerAddr() string {
+	if a.labeler == nil {
+		return ""
+	}
+	return a.labeler.Addr()
+}
+
+// PersisterAddr is the address of the Prometheus query API ("" when the
+// persister does not run).
+func (a *App) PersisterAddr() string {
+	if a.persister == nil {
+		return ""
+	}
+	return a.persister.Addr()
+}
+
 // KafkaBrokers are the bootstrap brokers the services use: the embedded
 // broker's address, or the configured Kafka.
 func (a *App) KafkaBrokers() []string { return slices.Clone(a.brokers) }
@@ -183,13 +377,31 @@ func (a *App) DebugAddr() string {
 	return a.debug.Addr()
 }
 
-// Prober is the process's health and readiness.
+// Prober is the process's health and readiness: ready while every
+// service runs and is ready itself (each listener's /-/ready reports its
+// own service).
 func (a *App) Prober() *service.Prober { return a.prober }
 
-// close releases what New acquired, producers before the broker they
-// produce to.
+// close releases what New acquired (a no-op for what the run group
+// already stopped): services, then consumers, then producers, before the
+// broker they all talk to.
 func (a *App) close() error {
 	var errs []error
+	if a.persister != nil {
+		if err := a.persister.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close persister: %w", err))
+		}
+	}
+	if a.labeler != nil {
+		if err := a.labeler.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close labeler: %w", err))
+		}
+	}
+	for _, s := range a.subscribers {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close subscriber: %w", err))
+		}
+	}
 	if a.publisher != nil {
 		if err := a.publisher.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close publisher: %w", err))

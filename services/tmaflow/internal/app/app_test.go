@@ -20,7 +20,8 @@ func parse(t *testing.T, args ...string) Config {
 }
 
 func TestConfig(t *testing.T) {
-	base := []string{"-monitor.auth.disabled"}
+	base := []string{"-monitor.auth.disabled", "-registry=reg.yaml"}
+	all := []string{TargetMonitor, TargetLabeler, TargetPersister}
 	for _, tc := range []struct {
 		name         string
 		args         []string
@@ -29,17 +30,23 @@ func TestConfig(t *testing.T) {
 		wantEmbedded bool
 		wantDataDir  string
 	}{
-		{name: "defaults run everything on the embedded broker", wantServices: []string{TargetMonitor}, wantEmbedded: true, wantDataDir: filepath.Join("data", "kafka")},
-		{name: "broker logs under data-dir", args: []string{"-data-dir=/var/lib/tmaflow"}, wantServices: []string{TargetMonitor}, wantEmbedded: true, wantDataDir: "/var/lib/tmaflow/kafka"},
-		{name: "own broker data dir wins", args: []string{"-data-dir=/x", "-broker.data-dir=/y"}, wantServices: []string{TargetMonitor}, wantEmbedded: true, wantDataDir: "/y"},
-		{name: "external kafka", args: []string{"-kafka.brokers=k1:9092,k2:9092"}, wantServices: []string{TargetMonitor}, wantDataDir: filepath.Join("data", "kafka")},
-		{name: "target list", args: []string{"-target=monitor,all"}, wantServices: []string{TargetMonitor}, wantEmbedded: true, wantDataDir: filepath.Join("data", "kafka")},
+		{name: "defaults run everything on the embedded broker", wantServices: all, wantEmbedded: true, wantDataDir: filepath.Join("data", "kafka")},
+		{name: "broker logs under data-dir", args: []string{"-data-dir=/var/lib/tmaflow"}, wantServices: all, wantEmbedded: true, wantDataDir: "/var/lib/tmaflow/kafka"},
+		{name: "own broker data dir wins", args: []string{"-data-dir=/x", "-broker.data-dir=/y"}, wantServices: all, wantEmbedded: true, wantDataDir: "/y"},
+		{name: "external kafka", args: []string{"-kafka.brokers=k1:9092,k2:9092"}, wantServices: all, wantDataDir: filepath.Join("data", "kafka")},
+		{name: "target list", args: []string{"-target=monitor,all"}, wantServices: all, wantEmbedded: true, wantDataDir: filepath.Join("data", "kafka")},
+		{name: "some targets, in start order", args: []string{"-target=persister,monitor"}, wantServices: []string{TargetMonitor, TargetPersister}, wantEmbedded: true, wantDataDir: filepath.Join("data", "kafka")},
+		{name: "labeler alone", args: []string{"-target=labeler"}, wantServices: []string{TargetLabeler}, wantEmbedded: true, wantDataDir: filepath.Join("data", "kafka")},
 		{name: "unknown target", args: []string{"-target=monitor,nope"}, wantErr: `target "nope"`},
 		{name: "empty target", args: []string{"-target="}, wantErr: "target: empty"},
 		{name: "bad broker config", args: []string{"-broker.partitions=0"}, wantErr: "broker.partitions"},
-		{name: "broker config ignored with external kafka", args: []string{"-broker.partitions=0", "-kafka.brokers=k:9092"}, wantServices: []string{TargetMonitor}, wantDataDir: filepath.Join("data", "kafka")},
+		{name: "broker config ignored with external kafka", args: []string{"-broker.partitions=0", "-kafka.brokers=k:9092"}, wantServices: all, wantDataDir: filepath.Join("data", "kafka")},
 		{name: "bad kafka config", args: []string{"-kafka.brokers=nohost"}, wantErr: "kafka.brokers"},
 		{name: "bad monitor config", args: []string{"-monitor.max-inflight=0"}, wantErr: "monitor: max-inflight"},
+		{name: "bad labeler config", args: []string{"-labeler.shutdown-timeout=0s"}, wantErr: "labeler: shutdown-timeout"},
+		{name: "bad persister config", args: []string{"-persister.query.timeout=0s"}, wantErr: "persister: query.timeout"},
+		{name: "persister config ignored when not a target", args: []string{"-persister.query.timeout=0s", "-target=monitor,labeler"}, wantServices: []string{TargetMonitor, TargetLabeler}, wantEmbedded: true, wantDataDir: filepath.Join("data", "kafka")},
+		{name: "consumer groups must differ", args: []string{"-labeler.consumer-group=g", "-persister.consumer-group=g"}, wantErr: "must differ"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := parse(t, append(base, tc.args...)...)
@@ -58,9 +65,40 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+func TestConfigSharedRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		name                              string
+		args                              []string
+		wantMonitor, wantLabeler, wantAPI string
+		wantTSDB                          string
+	}{
+		{name: "one file for all", args: []string{"-registry=r.yaml"}, wantMonitor: "r.yaml", wantLabeler: "r.yaml", wantAPI: "r.yaml", wantTSDB: filepath.Join("data", "tsdb")},
+		{name: "the monitor's flag feeds all", args: []string{"-monitor.auth.registry=m.yaml"}, wantMonitor: "m.yaml", wantLabeler: "m.yaml", wantAPI: "m.yaml", wantTSDB: filepath.Join("data", "tsdb")},
+		{name: "own flags win", args: []string{"-registry=r.yaml", "-monitor.auth.registry=m.yaml", "-labeler.registry=l.yaml", "-persister.api.auth.registry=p.yaml"},
+			wantMonitor: "m.yaml", wantLabeler: "l.yaml", wantAPI: "p.yaml", wantTSDB: filepath.Join("data", "tsdb")},
+		{name: "no monitor credentials with auth disabled", args: []string{"-registry=r.yaml", "-monitor.auth.disabled"}, wantLabeler: "r.yaml", wantAPI: "r.yaml", wantTSDB: filepath.Join("data", "tsdb")},
+		{name: "tsdb under data-dir", args: []string{"-registry=r.yaml", "-data-dir=/d"}, wantMonitor: "r.yaml", wantLabeler: "r.yaml", wantAPI: "r.yaml", wantTSDB: "/d/tsdb"},
+		{name: "own tsdb path wins", args: []string{"-registry=r.yaml", "-data-dir=/d", "-persister.tsdb.path=/t"}, wantMonitor: "r.yaml", wantLabeler: "r.yaml", wantAPI: "r.yaml", wantTSDB: "/t"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := parse(t, tc.args...)
+			require.NoError(t, cfg.Validate())
+			r := cfg.resolved()
+			require.Equal(t, tc.wantMonitor, r.Monitor.Auth.Registry)
+			require.Equal(t, tc.wantLabeler, r.Labeler.Registry)
+			require.Equal(t, tc.wantAPI, r.Persister.API.AuthRegistry)
+			require.Equal(t, tc.wantTSDB, r.Persister.TSDB.Path)
+			// The query API wants credentials by default.
+			require.Empty(t, r.Persister.API.DefaultTenant)
+			require.Equal(t, "127.0.0.1:9090", r.Persister.ListenAddress)
+		})
+	}
+}
+
 func TestConfigFromEnvironment(t *testing.T) {
 	t.Setenv("TMAFLOW_KAFKA_BROKERS", "k:9092")
 	t.Setenv("TMAFLOW_MONITOR_AUTH_DISABLED", "true")
+	t.Setenv("TMAFLOW_REGISTRY", "r.yaml")
 	cfg := parse(t)
 	require.NoError(t, cfg.Validate())
 	require.False(t, cfg.EmbeddedBroker())
@@ -71,12 +109,19 @@ func TestParseFlagsRejectsArguments(t *testing.T) {
 	require.ErrorContains(t, err, "unexpected arguments")
 }
 
+// exampleRegistry is the registry `make run` uses.
+const exampleRegistry = "../../../../examples/registry.yaml"
+
 func newApp(t *testing.T, args ...string) *App {
 	t.Helper()
 	a, err := New(parse(t, append([]string{
 		"-data-dir=" + t.TempDir(),
 		"-broker.listen-address=127.0.0.1:0",
 		"-monitor.listen-address=127.0.0.1:0",
+		"-labeler.listen-address=127.0.0.1:0",
+		"-persister.listen-address=127.0.0.1:0",
+		"-persister.ready.settle=100ms",
+		"-registry=" + exampleRegistry,
 		"-monitor.auth.disabled",
 		"-monitor.ready-check-interval=50ms",
 	}, args...)...), Options{})
@@ -106,7 +151,7 @@ func TestShutdownClosesEverything(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 	require.False(t, a.Prober().IsReady())
-	for _, addr := range []string{a.MonitorAddr(), a.KafkaBrokers()[0]} {
+	for _, addr := range []string{a.MonitorAddr(), a.LabelerAddr(), a.PersisterAddr(), a.KafkaBrokers()[0]} {
 		_, err := net.DialTimeout("tcp", addr, time.Second)
 		require.Error(t, err, "%s still listening", addr)
 	}
@@ -120,7 +165,10 @@ func TestExternalKafkaDown(t *testing.T) {
 	dead := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	a := newApp(t, "-kafka.brokers="+dead, "-kafka.dial-timeout=200ms")
+	// The monitor alone: the labeler's and persister's consumers fail
+	// to subscribe without a broker and end the process (after
+	// bus.close-timeout), so a supervisor restarts it.
+	a := newApp(t, "-kafka.brokers="+dead, "-kafka.dial-timeout=200ms", "-target=monitor")
 	require.Equal(t, []string{dead}, a.KafkaBrokers())
 	done := runApp(t, a)
 	resp, err := http.Get("http://" + a.MonitorAddr() + "/-/ready")
@@ -160,18 +208,38 @@ func TestDebugServerOffByDefault(t *testing.T) {
 }
 
 func TestNewReleasesWhatItStartedOnFailure(t *testing.T) {
-	// The monitor cannot bind its port, after the broker started.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer func() { require.NoError(t, ln.Close()) }()
-	brokerAddr := freeAddr(t)
-	_, err = New(parse(t, "-data-dir="+t.TempDir(), "-broker.listen-address="+brokerAddr,
-		"-monitor.listen-address="+ln.Addr().String(), "-monitor.auth.disabled"), Options{})
-	require.ErrorContains(t, err, "monitor")
-	// The broker's port is free again.
-	ln2, err := net.Listen("tcp", brokerAddr)
-	require.NoError(t, err)
-	require.NoError(t, ln2.Close())
+	for _, tc := range []struct {
+		name    string
+		busy    string // the flag given a port in use
+		wantErr string
+	}{
+		{name: "monitor", busy: "-monitor.listen-address", wantErr: "monitor"},
+		{name: "labeler", busy: "-labeler.listen-address", wantErr: "labeler"},
+		{name: "persister", busy: "-persister.listen-address", wantErr: "persister"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A service cannot bind its port, after the broker started.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer func() { require.NoError(t, ln.Close()) }()
+			brokerAddr := freeAddr(t)
+			dir := t.TempDir()
+			args := []string{"-data-dir=" + dir, "-broker.listen-address=" + brokerAddr, "-registry=" + exampleRegistry}
+			for _, f := range []string{"-monitor.listen-address", "-labeler.listen-address", "-persister.listen-address"} {
+				addr := "127.0.0.1:0"
+				if f == tc.busy {
+					addr = ln.Addr().String()
+				}
+				args = append(args, f+"="+addr)
+			}
+			_, err = New(parse(t, args...), Options{})
+			require.ErrorContains(t, err, tc.wantErr)
+			// The broker's port is free again.
+			ln2, err := net.Listen("tcp", brokerAddr)
+			require.NoError(t, err)
+			require.NoError(t, ln2.Close())
+		})
+	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -200,4 +268,7 @@ func TestMainHelp(t *testing.T) {
 	require.Contains(t, errw.String(), "-kafka.brokers")
 	require.Contains(t, errw.String(), "-monitor.auth.registry")
 	require.Contains(t, errw.String(), "-broker.retention")
+	require.Contains(t, errw.String(), "-labeler.registry")
+	require.Contains(t, errw.String(), "-persister.tsdb.path")
+	require.Contains(t, errw.String(), "-registry")
 }

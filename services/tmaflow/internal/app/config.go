@@ -12,17 +12,25 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/broker"
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
 	"github.com/tmaflow/tmaflow/pkg/service"
+	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
+	"github.com/tmaflow/tmaflow/services/persister/persister"
 )
 
 // Targets.
 const (
-	TargetAll     = "all"
-	TargetMonitor = "monitor"
+	TargetAll       = "all"
+	TargetMonitor   = "monitor"
+	TargetLabeler   = "labeler"
+	TargetPersister = "persister"
 )
 
 // allServices are the targets "all" stands for, in start order.
-func allServices() []string { return []string{TargetMonitor} }
+func allServices() []string { return []string{TargetMonitor, TargetLabeler, TargetPersister} }
+
+// DefaultLabelerConsumerGroup is the labeler's consumer group of
+// topic-monitor and topic-samples, as the labeler binary uses.
+const DefaultLabelerConsumerGroup = "tmaflow-labeler"
 
 // Config is the whole tmaflow configuration.
 type Config struct {
@@ -32,23 +40,44 @@ type Config struct {
 	DataDir string
 	// DebugListenAddress serves /debug/pprof when set.
 	DebugListenAddress string
+	// Registry is the one registry file of every service: the monitor's
+	// and the query API's credentials, the labeler's names and labels.
+	// A service's own flag overrides it; when it is empty the monitor's
+	// -monitor.auth.registry stands in, so older command lines still
+	// feed all three.
+	Registry string
+	// LabelerConsumerGroup is the labeler's consumer group.
+	LabelerConsumerGroup string
 
-	Log     service.LogConfig
-	Broker  broker.Config
-	Kafka   kafka.Config
-	Monitor monitor.Config
+	Log       service.LogConfig
+	Broker    broker.Config
+	Kafka     kafka.Config
+	Monitor   monitor.Config
+	Labeler   labeler.Config
+	Persister persister.Config
 }
 
 // RegisterFlags registers every flag of tmaflow on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Targets = service.StringList{TargetAll}
 	fs.Var(&c.Targets, "target", "Comma-separated services to run: all, or any of "+strings.Join(allServices(), ", ")+".")
-	fs.StringVar(&c.DataDir, "data-dir", "data", "Directory of all state; the embedded broker keeps its logs in <data-dir>/kafka.")
+	fs.StringVar(&c.DataDir, "data-dir", "data", "Directory of all state: the embedded broker's logs in <data-dir>/kafka, the persister's TSDB in <data-dir>/tsdb.")
 	fs.StringVar(&c.DebugListenAddress, "debug.listen-address", "", "Serve Go's /debug/pprof profiles on this address (off when empty; never expose it publicly).")
+	fs.StringVar(&c.Registry, "registry", "", "Registry file of every service (probes, resources, descriptions, label_rules): the default of -monitor.auth.registry, -labeler.registry and -persister.api.auth.registry (when empty, -monitor.auth.registry is). Reloaded on SIGHUP.")
+	fs.StringVar(&c.LabelerConsumerGroup, "labeler.consumer-group", DefaultLabelerConsumerGroup, "Kafka consumer group of the labeler (topic-monitor, topic-samples).")
 	c.Log.RegisterFlags(fs)
 	c.Broker.RegisterFlags(fs)
 	c.Kafka.RegisterFlags(fs)
 	c.Monitor.RegisterFlags(service.Prefixed{FS: fs, Prefix: "monitor."})
+	c.Labeler.RegisterFlags(service.Prefixed{FS: fs, Prefix: "labeler."})
+	c.Persister.RegisterFlags(service.Prefixed{FS: fs, Prefix: "persister."})
+	// The TSDB lives in the data dir unless set: an empty default is
+	// resolved against -data-dir after parsing.
+	if f := fs.Lookup("persister.tsdb.path"); f != nil {
+		c.Persister.TSDB.Path = ""
+		f.DefValue = ""
+		f.Usage += " Default <data-dir>/tsdb."
+	}
 }
 
 // Validate checks the configuration of the targets that run.
@@ -66,12 +95,51 @@ func (c *Config) Validate() error {
 	if err := c.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	r := c.resolved()
 	if slices.Contains(targets, TargetMonitor) {
-		if err := c.Monitor.Validate(); err != nil {
+		if err := r.Monitor.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("monitor: %w", err))
 		}
 	}
+	if slices.Contains(targets, TargetLabeler) {
+		if err := r.Labeler.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("labeler: %w", err))
+		}
+		if r.LabelerConsumerGroup == "" {
+			errs = append(errs, errors.New("labeler.consumer-group must not be empty"))
+		}
+	}
+	if slices.Contains(targets, TargetPersister) {
+		if err := r.Persister.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("persister: %w", err))
+		}
+		if slices.Contains(targets, TargetLabeler) && r.Persister.ConsumerGroup == r.LabelerConsumerGroup {
+			errs = append(errs, fmt.Errorf("persister.consumer-group and labeler.consumer-group must differ (%q)", r.LabelerConsumerGroup))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// resolved fills in what defaults to other flags: the shared registry
+// file and the TSDB under the data dir.
+func (c Config) resolved() Config {
+	shared := c.Registry
+	if shared == "" {
+		shared = c.Monitor.Auth.Registry
+	}
+	if c.Monitor.Auth.Registry == "" && !c.Monitor.Auth.Disabled {
+		c.Monitor.Auth.Registry = shared
+	}
+	if c.Labeler.Registry == "" {
+		c.Labeler.Registry = shared
+	}
+	if c.Persister.API.AuthRegistry == "" {
+		c.Persister.API.AuthRegistry = shared
+	}
+	if c.Persister.TSDB.Path == "" {
+		c.Persister.TSDB.Path = filepath.Join(c.DataDir, "tsdb")
+	}
+	return c
 }
 
 // EmbeddedBroker reports whether tmaflow runs its own broker: when no

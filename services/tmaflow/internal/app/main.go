@@ -32,6 +32,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		_, _ = fmt.Fprint(stderr, "Usage: tmaflow [flags]\n       tmaflow hash-secret [--algo argon2id|bcrypt] < secret\n\n"+
+			"Runs monitor (POST /monitor on -monitor.listen-address), labeler and persister (Prometheus query API on\n"+
+			"-persister.listen-address, HTTP Basic credentials of a registry probe required) over one -registry file.\n"+
 			"Every flag can also be set as TMAFLOW_<FLAG> (kafka.brokers → TMAFLOW_KAFKA_BROKERS).\n\n")
 		fs.PrintDefaults()
 	}

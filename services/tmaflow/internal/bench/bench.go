@@ -332,6 +332,9 @@ func startTmaflow(extra []string) (*tmaflow, error) {
 		return nil, fmt.Errorf("write bench registry: %w", err)
 	}
 	cfg, err := app.ParseFlags(append([]string{
+		// The ingest benchmark measures the monitor alone; the labeler
+		// and persister would share its two cores.
+		"-target=monitor",
 		"-data-dir=" + dir,
 		"-broker.listen-address=127.0.0.1:0",
 		"-monitor.listen-address=127.0.0.1:0",
