@@ -269,7 +269,8 @@ func TestQueryEndToEnd(t *testing.T) {
 
 	var msg struct {
 		Data []struct {
-			DescriptionID int64 `json:"descriptionId"`
+			DescriptionID int64  `json:"descriptionId"`
+			Type          string `json:"type"`
 			Observations  []struct {
 				Value float64 `json:"value"`
 				Time  int64   `json:"time"`
@@ -278,28 +279,43 @@ func TestQueryEndToEnd(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(body, &msg))
 	at := msg.Data[0].Observations[0].Time
-	// Values each description's series may hold: the message has a
-	// measurement and an event of every description at one time.
-	values := map[int64][]string{}
+	// The message has a measurement and an event of every description at
+	// one time: each becomes a series of its own.
+	type item struct {
+		id  int64
+		typ string
+	}
+	values := map[item]string{}
 	for _, d := range msg.Data {
-		for _, o := range d.Observations {
-			require.Equal(t, at, o.Time)
-			values[d.DescriptionID] = append(values[d.DescriptionID], strconv.FormatFloat(o.Value, 'f', -1, 64))
-		}
+		require.Len(t, d.Observations, 1)
+		require.Equal(t, at, d.Observations[0].Time)
+		values[item{d.DescriptionID, d.Type}] = strconv.FormatFloat(d.Observations[0].Value, 'f', -1, 64)
 	}
-	// The names examples/registry.yaml gives descriptions 0..9.
-	names := map[string]int64{
-		"cpu_usage_percent":            0,
-		"memory_used_bytes":            1,
-		"disk_free_bytes":              2,
-		"network_received_bytes_total": 3,
-		"network_sent_bytes_total":     4,
-		"load_average_1m":              5,
-		"temperature_celsius":          6,
-		"response_time_milliseconds":   7,
-		"requests_total":               8,
-		"restart_event":                9,
+	// The names examples/registry.yaml gives descriptions 0..9; data of the
+	// other type than the description's gets the other name.
+	names := map[string]item{
+		"cpu_usage_percent":                {0, "measurement"},
+		"cpu_usage_percent_event":          {0, "event"},
+		"memory_used_bytes":                {1, "measurement"},
+		"memory_used_bytes_event":          {1, "event"},
+		"disk_free_bytes":                  {2, "measurement"},
+		"disk_free_bytes_event":            {2, "event"},
+		"network_received_bytes_total":     {3, "measurement"},
+		"network_received_bytes_event":     {3, "event"},
+		"network_sent_bytes_total":         {4, "measurement"},
+		"network_sent_bytes_event":         {4, "event"},
+		"load_average_1m":                  {5, "measurement"},
+		"load_average_1m_event":            {5, "event"},
+		"temperature_celsius":              {6, "measurement"},
+		"temperature_celsius_event":        {6, "event"},
+		"response_time_milliseconds":       {7, "measurement"},
+		"response_time_milliseconds_event": {7, "event"},
+		"requests_total":                   {8, "measurement"},
+		"requests_event":                   {8, "event"},
+		"restart":                          {9, "measurement"},
+		"restart_event":                    {9, "event"},
 	}
+	require.Len(t, values, len(names))
 
 	var res queryResult
 	require.Eventually(t, func() bool {
@@ -311,7 +327,7 @@ func TestQueryEndToEnd(t *testing.T) {
 	require.Equal(t, "vector", res.Data.ResultType)
 	for _, s := range res.Data.Result {
 		name := s.Metric["__name__"]
-		id, ok := names[name]
+		it, ok := names[name]
 		require.True(t, ok, "unexpected series %v", s.Metric)
 		delete(names, name)
 		require.Equal(t, map[string]string{
@@ -324,7 +340,7 @@ func TestQueryEndToEnd(t *testing.T) {
 			"owner":       "demo",
 		}, s.Metric)
 		require.Equal(t, float64(at), s.Value[0])
-		require.Contains(t, values[id], s.Value[1], "%s holds one of the observations of description %d", name, id)
+		require.Equal(t, values[it], s.Value[1], "%s holds the %s of description %d", name, it.typ, it.id)
 	}
 	require.Empty(t, names, "every description has its series")
 

@@ -20,6 +20,13 @@
 //	probe         the probe's name
 //	tenant        the record's tenant
 //
+// The name follows the data item's type, not only the description's: TMA
+// probes send a measurement and an event under one descriptionId (the
+// reference demo does), so an event of a measurement description goes to
+// <name>_event (cpu_usage_percent_event) and a measurement of an event
+// description to the name without _event, both gauges; otherwise the pair
+// would share a series and one value of each timestamp would be refused.
+//
 // Events are samples of their own series, <name>_event, whose value is the
 // event's value (1 for "happened" by TMA convention): count them with
 // count_over_time(restart_event[1h]), show them as Grafana annotations.

@@ -70,7 +70,7 @@ func (s *snapshot) mapTMA(m *tma.Message, rec record, st *stats) []samples.Serie
 		samples.Label{Name: registry.LabelTenant, Value: rec.tenant})
 
 	series := make([]samples.Series, 0, len(m.Data))
-	byDesc := make(map[int64]int, len(m.Data))
+	byDesc := make(map[seriesOf]int, len(m.Data))
 	// One slab for every sample of the message; a description repeated
 	// in the message may outgrow its part and reallocate.
 	slab := make([]samples.Sample, 0, m.Observations())
@@ -83,11 +83,12 @@ func (s *snapshot) mapTMA(m *tma.Message, rec record, st *stats) []samples.Serie
 		if res == nil {
 			st.unknownResource += n
 		}
-		// Two data items of one description in one message are one series.
-		idx, seen := byDesc[d.DescriptionID]
+		// Two data items of one description and type in one message are one
+		// series; a measurement and an event of one description are two.
+		idx, seen := byDesc[seriesOf{d.DescriptionID, d.Type}]
 		if !seen {
 			idx = len(series)
-			byDesc[d.DescriptionID] = idx
+			byDesc[seriesOf{d.DescriptionID, d.Type}] = idx
 			ser := s.newTMASeries(d, common, st)
 			off := len(slab)
 			slab = slab[:off+n]
@@ -119,10 +120,11 @@ func (s *snapshot) newTMASeries(d *tma.Data, common []samples.Label, st *stats) 
 	ls := make([]samples.Label, 0, len(common)+2)
 	var ser samples.Series
 	if desc != nil {
-		ls = append(ls, samples.Label{Name: labels.MetricName, Value: desc.Metric})
+		name, meta := desc.series(d.Type)
+		ls = append(ls, samples.Label{Name: labels.MetricName, Value: name})
 		// Shared, not copied: snapshots are immutable and batches are
 		// only read.
-		ser.Metadata = &desc.meta
+		ser.Metadata = meta
 	} else {
 		st.unknownDescription += len(d.Observations)
 		name := registry.GenericMeasurement
@@ -287,3 +289,9 @@ func sortSamples(ss []samples.Sample) {
 }
 
 func cmpSample(a, b samples.Sample) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) }
+
+// seriesOf identifies the series of a data item within one message.
+type seriesOf struct {
+	descriptionID int64
+	typ           tma.DataType
+}

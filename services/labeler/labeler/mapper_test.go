@@ -104,6 +104,20 @@ func TestMapTMA(t *testing.T) {
 			wantStats: stats{unknownResource: 1},
 		},
 		{
+			name: "a measurement and an event of one description are two series",
+			msg: tma.Message{ProbeID: 1, ResourceID: 101098, Data: []tma.Data{
+				{DescriptionID: 27, Type: tma.Measurement, Observations: obs(1535971455, 20.5)},
+				{DescriptionID: 27, Type: tma.Event, Observations: obs(1535971455, 10.5)},
+				{DescriptionID: 29, Type: tma.Measurement, Observations: obs(1535971455, 3)},
+			}},
+			rec: record{tenant: "acme"},
+			want: []out{{key: samples.MetricsKey("acme", "resource_id=101098"), batch: samples.Batch{Tenant: "acme", Source: samples.SourceTMA, Series: []samples.Series{
+				{Labels: known("cpu_usage_percent", "acme"), Samples: smp(1535971455000, 20.5), Metadata: meta(samples.Gauge, "percent", "CPU used, in percent of one core.")},
+				{Labels: known("cpu_usage_percent_event", "acme"), Samples: smp(1535971455000, 10.5), Metadata: meta(samples.Gauge, "percent", "CPU used, in percent of one core.")},
+				{Labels: known("restart", "acme"), Samples: smp(1535971455000, 3), Metadata: meta(samples.Gauge, "", "")},
+			}}}},
+		},
+		{
 			name: "one description twice in a message is one series",
 			msg: tma.Message{ProbeID: 9, ResourceID: 5, Data: []tma.Data{
 				{DescriptionID: 77, Type: tma.Measurement, Observations: obs(1700000002, 2)},

@@ -40,6 +40,20 @@ type resource struct {
 type description struct {
 	*registry.Description
 	meta samples.Metadata
+	// other names the series of data items whose type is not the
+	// description's: TMA probes send a measurement and an event under one
+	// descriptionId (the reference demo does), and they must not share a
+	// series, or one of each timestamp pair would be refused.
+	other     string
+	otherMeta samples.Metadata
+}
+
+// series returns the name and metadata of the series of a data item of type t.
+func (d *description) series(t tma.DataType) (string, *samples.Metadata) {
+	if t == d.Type {
+		return d.Metric, &d.meta
+	}
+	return d.other, &d.otherMeta
 }
 
 // loadSnapshot reads and compiles the registry file at path.
@@ -97,6 +111,12 @@ func newSnapshot(f *registry.File) (*snapshot, error) {
 		if d.Type == tma.Measurement && d.Kind == registry.KindCounter {
 			d.meta.Type = samples.Counter
 		}
+		otherType := tma.Event
+		if d.Type == tma.Event {
+			otherType = tma.Measurement
+		}
+		d.other = registry.MetricName(registry.Description{Name: d.Name, Unit: d.Unit, Type: otherType, Kind: registry.KindGauge})
+		d.otherMeta = samples.Metadata{Type: samples.Gauge, Unit: d.Unit, Help: d.Help}
 		s.descriptions[d.ID] = d
 	}
 	var errs registry.ErrorList
