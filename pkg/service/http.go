@@ -62,21 +62,30 @@ func Listen(addr string, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger
 // Addr is the bound address.
 func (s *HTTPServer) Addr() string { return s.Listener.Addr().String() }
 
-// Run serves until Interrupt is called.
+// Run logs the address and serves until Interrupt is called.
 func (s *HTTPServer) Run() error {
 	s.Logger.Info("http server listening", "addr", s.Addr())
+	return s.Serve()
+}
+
+// Serve serves until Interrupt is called; services that log their own
+// start line call it instead of Run.
+func (s *HTTPServer) Serve() error {
 	if err := s.Server.Serve(s.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http %s: %w", s.Addr(), err)
 	}
 	return nil
 }
 
-// Interrupt shuts the server down gracefully: in-flight requests finish
-// within ShutdownTimeout.
+// Interrupt shuts the server down gracefully: in-flight requests get
+// ShutdownTimeout to finish, then the rest are cut off.
 func (s *HTTPServer) Interrupt(error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer cancel()
 	if err := s.Server.Shutdown(ctx); err != nil {
-		s.Logger.Warn("http server shutdown", "addr", s.Addr(), "err", err)
+		s.Logger.Warn("http server shutdown: in-flight requests cut off", "addr", s.Addr(), "err", err)
+		if err := s.Server.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.Logger.Warn("http server close", "addr", s.Addr(), "err", err)
+		}
 	}
 }

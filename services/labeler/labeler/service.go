@@ -220,21 +220,11 @@ func (s *Service) Execute() error {
 
 func (s *Service) serve() error {
 	s.logger.Info("labeler listening", "addr", s.Addr())
-	if err := s.http.Server.Serve(s.http.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve http %s: %w", s.Addr(), err)
-	}
-	return nil
+	return s.http.Serve()
 }
 
 func (s *Service) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := s.http.Server.Shutdown(ctx); err != nil {
-		s.logger.Warn("labeler shutdown: in-flight requests cut off", "err", err)
-		if err := s.http.Server.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			s.logger.Warn("labeler close", "err", err)
-		}
-	}
+	s.http.Interrupt(nil)
 }
 
 // Close releases the listener of a service whose Execute never ran; after

@@ -202,23 +202,13 @@ func (s *Service) Execute() error {
 
 func (s *Service) serve() error {
 	s.logger.Info("monitor listening", "addr", s.Addr(), "tls", s.tls != nil, "auth", s.verifier != nil)
-	if err := s.http.Server.Serve(s.http.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve http %s: %w", s.Addr(), err)
-	}
-	return nil
+	return s.http.Serve()
 }
 
 // shutdown returns once in-flight requests finished, or after the
 // shutdown timeout with the rest cut off.
 func (s *Service) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := s.http.Server.Shutdown(ctx); err != nil {
-		s.logger.Warn("monitor shutdown: in-flight requests cut off", "err", err)
-		if err := s.http.Server.Close(); err != nil {
-			s.logger.Warn("monitor close", "err", err)
-		}
-	}
+	s.http.Interrupt(nil)
 }
 
 // Interrupt makes Execute return after a graceful shutdown. Safe to call

@@ -315,21 +315,11 @@ func (s *Service) Execute() error {
 func (s *Service) serve() error {
 	s.logger.Info("persister listening", "addr", s.Addr(), "tsdb", s.cfg.TSDB.Path,
 		"remote_write", len(s.cfg.RemoteWrite.URLs), "auth", s.verifier != nil)
-	if err := s.http.Server.Serve(s.http.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve http %s: %w", s.Addr(), err)
-	}
-	return nil
+	return s.http.Serve()
 }
 
 func (s *Service) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := s.http.Server.Shutdown(ctx); err != nil {
-		s.logger.Warn("persister shutdown: in-flight queries cut off", "err", err)
-		if err := s.http.Server.Close(); err != nil {
-			s.logger.Warn("persister close", "err", err)
-		}
-	}
+	s.http.Interrupt(nil)
 }
 
 // Interrupt makes Execute return after a graceful shutdown. Safe to call
