@@ -67,7 +67,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.StringVar(&c.ClientID, "kafka.client-id", "tmaflow", "Kafka client id.")
 	f.IntVar(&c.Partitions, "kafka.partitions", 8, "Partitions of topics created when missing.")
 	f.IntVar(&c.ReplicationFactor, "kafka.replication-factor", 1, "Replication factor of topics created when missing (-1: broker default).")
-	f.DurationVar(&c.BatchTimeout, "kafka.batch-timeout", time.Millisecond, "Longest a produced record waits for its batch to fill: the added latency under light load.")
+	f.DurationVar(&c.BatchTimeout, "kafka.batch-timeout", 0, "Longest a produced record waits for its batch to fill (kafka-go Writer). 0: no waiting; a record goes out at once when its partition has no produce request in flight, else with the records queued behind that request.")
 	f.IntVar(&c.BatchSize, "kafka.batch-size", 100, "Records per produce batch and partition before it is sent at once.")
 	f.Int64Var(&c.BatchBytes, "kafka.batch-bytes", 1<<20, "Bytes per produce batch and partition before it is sent at once; larger records are refused.")
 	f.DurationVar(&c.WriteTimeout, "kafka.write-timeout", 10*time.Second, "Timeout of one produce request.")
@@ -106,7 +106,7 @@ func (c Config) Validate() error {
 	}
 	check(c.Partitions > 0, "kafka.partitions must be > 0, got %d", c.Partitions)
 	check(c.ReplicationFactor > 0 || c.ReplicationFactor == -1, "kafka.replication-factor must be > 0 or -1, got %d", c.ReplicationFactor)
-	check(c.BatchTimeout > 0, "kafka.batch-timeout must be > 0, got %s", c.BatchTimeout)
+	check(c.BatchTimeout >= 0, "kafka.batch-timeout must be >= 0, got %s", c.BatchTimeout)
 	check(c.BatchSize > 0, "kafka.batch-size must be > 0, got %d", c.BatchSize)
 	check(c.BatchBytes > 0, "kafka.batch-bytes must be > 0, got %d", c.BatchBytes)
 	check(c.WriteTimeout > 0, "kafka.write-timeout must be > 0, got %s", c.WriteTimeout)

@@ -32,7 +32,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad start offset", edit: func(c *kafka.Config) { c.StartOffset = "oldest" }, wantErr: "kafka.start-offset"},
 		{name: "commit after every ack", edit: func(c *kafka.Config) { c.CommitInterval = 0 }},
 		{name: "session shorter than heartbeats", edit: func(c *kafka.Config) { c.SessionTimeout = 2 * c.HeartbeatInterval }, wantErr: "kafka.session-timeout"},
-		{name: "zero batch timeout", edit: func(c *kafka.Config) { c.BatchTimeout = 0 }, wantErr: "kafka.batch-timeout"},
+		{name: "no batch timeout", edit: func(c *kafka.Config) { c.BatchTimeout = 0 }},
+		{name: "negative batch timeout", edit: func(c *kafka.Config) { c.BatchTimeout = -time.Millisecond }, wantErr: "kafka.batch-timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := kafka.DefaultConfig()
@@ -162,8 +163,15 @@ func receive(t *testing.T, msgs <-chan *message.Message) *message.Message {
 // toPositive(murmur2(key)) % partitions, with murmur2 test vectors from
 // Kafka's UtilsTest.
 func TestJavaCompatiblePartitioning(t *testing.T) {
+	for _, linger := range []time.Duration{0, time.Millisecond} {
+		t.Run("batch-timeout="+linger.String(), func(t *testing.T) { testJavaCompatiblePartitioning(t, linger) })
+	}
+}
+
+func testJavaCompatiblePartitioning(t *testing.T, linger time.Duration) {
 	brokers := newCluster(t)
 	cfg := testConfig(brokers)
+	cfg.BatchTimeout = linger
 	pub, err := kafka.NewPublisher(cfg, testLogger(t), nil)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, pub.Close()) }()
@@ -249,12 +257,20 @@ func stopBroker(t *testing.T, addrs []string) {
 	c.(interface{ Close() }).Close()
 }
 
-// Concurrent publishers share produce requests: one Writer, one open batch
-// per partition.
+// Concurrent publishers share produce requests: one open batch per
+// partition, with the sender and with kafka-go's Writer.
 func TestConcurrentPublishesShareBatches(t *testing.T) {
+	for _, linger := range []time.Duration{0, time.Millisecond} {
+		t.Run("batch-timeout="+linger.String(), func(t *testing.T) { testConcurrentPublishesShareBatches(t, linger) })
+	}
+}
+
+func testConcurrentPublishesShareBatches(t *testing.T, linger time.Duration) {
 	brokers := newCluster(t)
 	reg := prometheus.NewPedanticRegistry()
-	pub, err := kafka.NewPublisher(testConfig(brokers), testLogger(t), reg)
+	cfg := testConfig(brokers)
+	cfg.BatchTimeout = linger
+	pub, err := kafka.NewPublisher(cfg, testLogger(t), reg)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, pub.Close()) }()
 	require.NoError(t, pub.CreateTopics(context.Background(), "shared"))

@@ -18,15 +18,15 @@ import (
 // ErrPublisherClosed is returned by Publish after Close.
 var ErrPublisherClosed = errors.New("kafka publisher closed")
 
-// recordWriter is the part of *kafka.Writer the publisher uses.
+// recordWriter is the part of *kafka.Writer and *sender the publisher uses.
 type recordWriter interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 	Close() error
 }
 
-// Publisher is a Watermill publisher on one kafka-go Writer: all callers
-// share its per-partition batches, so concurrent publishes of single
-// records are sent together.
+// Publisher is a Watermill publisher on one sender (or, with a batch
+// timeout, one kafka-go Writer): all callers share its per-partition
+// batches, so concurrent publishes of single records are sent together.
 type Publisher struct {
 	w            recordWriter
 	idle         idleCloser
@@ -46,6 +46,11 @@ var _ message.Publisher = (*Publisher)(nil)
 // replicas. Records with a key go to the partition Kafka's Java client
 // picks (murmur2), so Kafka Streams and Java consumers agree on placement;
 // records without a key are spread at random. logger and reg may be nil.
+//
+// With cfg.BatchTimeout 0 (the default) records are produced by a sender
+// that batches only while a partition's previous request is in flight;
+// otherwise by a kafka-go Writer that lingers up to BatchTimeout for every
+// batch, which costs that latency under light load.
 func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Publisher, error) {
 	if err := errors.Join(cfg.RequireBrokers(), cfg.Validate()); err != nil {
 		return nil, fmt.Errorf("kafka publisher config: %w", err)
@@ -54,6 +59,14 @@ func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*
 		logger = slog.New(slog.DiscardHandler)
 	}
 	transport := cfg.transport()
+	a := newAdmin(cfg, transport)
+	if cfg.BatchTimeout == 0 {
+		// p.w needs p for its metrics.
+		p := newPublisher(nil, transport, a, cfg.PublishTimeout, cfg.WriteTimeout, logger, reg)
+		client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: cfg.WriteTimeout}
+		p.w = newSender(client, cfg, p.requestDone)
+		return p, nil
+	}
 	info, errLog := clientLoggers(logger)
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(cfg.Brokers...),
@@ -73,7 +86,7 @@ func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*
 		// seen, e.g. created by another process.
 		AllowAutoTopicCreation: true,
 	}
-	p := newPublisher(w, transport, newAdmin(cfg, transport), cfg.PublishTimeout, cfg.WriteTimeout, logger, reg)
+	p := newPublisher(w, transport, a, cfg.PublishTimeout, cfg.WriteTimeout, logger, reg)
 	w.Completion = p.batchDone
 	return p, nil
 }
@@ -81,8 +94,12 @@ func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*
 // batchDone is called by the writer for every produce request.
 func (p *Publisher) batchDone(records []kafka.Message, _ error) {
 	if len(records) > 0 {
-		p.metrics.batch.WithLabelValues(records[0].Topic).Observe(float64(len(records)))
+		p.requestDone(records[0].Topic, len(records))
 	}
+}
+
+func (p *Publisher) requestDone(topic string, records int) {
+	p.metrics.batch.WithLabelValues(topic).Observe(float64(records))
 }
 
 // idleCloser is the part of *kafka.Transport Close uses.
@@ -176,7 +193,8 @@ func (p *Publisher) Ping(ctx context.Context) error {
 	return p.admin.ping(ctx)
 }
 
-// Close waits for the publishes in flight, then closes the writer and
+// Close waits for the publishes in flight, then closes the writer (or
+// sender) and
 // releases the connections; Publish fails after Close. Batches still in the
 // writer then belong to publishes that already returned an error (every
 // successful Publish waited for its acknowledgement), so Close waits for
