@@ -170,6 +170,11 @@ func publishContext(msgs []*message.Message, timeout time.Duration) (context.Con
 	if deadline.IsZero() {
 		return context.WithTimeout(base, timeout)
 	}
+	if d, ok := base.Deadline(); ok && d.Equal(deadline) {
+		// The usual case (one request's messages share a context): its
+		// deadline already bounds the publish, so no second timer.
+		return base, func() {}
+	}
 	return context.WithDeadline(base, deadline)
 }
 

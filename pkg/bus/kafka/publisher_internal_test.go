@@ -91,6 +91,12 @@ func TestPublishDeadline(t *testing.T) {
 	require.NoError(t, p.Publish("t", a, b))
 	require.Equal(t, soon, w.deadline, "the earliest message deadline")
 
+	c, d := message.NewMessage("c", nil), message.NewMessage("d", nil)
+	c.SetContext(earliest)
+	d.SetContext(earliest)
+	require.NoError(t, p.Publish("t", c, d))
+	require.Equal(t, soon, w.deadline, "a shared message context bounds the publish")
+
 	require.NoError(t, p.Close())
 	require.True(t, w.closed)
 	require.ErrorIs(t, p.Publish("t", message.NewMessage("1", nil)), ErrPublisherClosed)
