@@ -7,13 +7,8 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-
-	"github.com/oklog/run"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
 	"github.com/tmaflow/tmaflow/pkg/service"
@@ -21,13 +16,7 @@ import (
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "labeler:", err)
-		os.Exit(1)
-	}
+	service.Exit("labeler", runMain(context.Background(), os.Args[1:], os.Stderr))
 }
 
 // defaultGroup is the consumer group of topic-monitor and topic-samples.
@@ -61,8 +50,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	klog := logger.With("component", "kafka")
 	pub, err := kafka.NewPublisher(kafkaCfg, klog, reg)
 	if err != nil {
@@ -70,7 +58,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	sub, err := kafka.NewSubscriber(kafkaCfg, klog, reg)
 	if err != nil {
-		return errors.Join(err, closeAll(pub))
+		return errors.Join(err, service.CloseAll(pub))
 	}
 	prober := service.NewProber()
 	svc, err := labeler.New(cfg, labeler.Options{
@@ -81,34 +69,10 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		Logger:     logger,
 	})
 	if err != nil {
-		return errors.Join(err, closeAll(sub, pub))
+		return errors.Join(err, service.CloseAll(sub, pub))
 	}
 
-	var g run.Group
-	g.Add(service.SignalActor(logger, prober, func() {
-		if err := svc.Reload(); err != nil {
-			logger.Error("reload", "err", err)
-		}
-	}))
-	g.Add(svc.Execute, svc.Interrupt)
-	{
-		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error {
-			<-ctx.Done()
-			return nil
-		}, func(error) { cancel() })
-	}
-	err = g.Run()
+	err = service.Run(ctx, logger, prober, svc)
 	// The router has stopped consuming: flush what the producer holds.
-	return errors.Join(err, closeAll(sub, pub))
-}
-
-func closeAll(cs ...interface{ Close() error }) error {
-	var errs []error
-	for _, c := range cs {
-		if err := c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close %T: %w", c, err))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(err, service.CloseAll(sub, pub))
 }

@@ -7,13 +7,8 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-
-	"github.com/oklog/run"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
 	"github.com/tmaflow/tmaflow/pkg/registry"
@@ -22,13 +17,7 @@ import (
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "monitor:", err)
-		os.Exit(1)
-	}
+	service.Exit("monitor", runMain(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // runMain runs the command until a signal or the end of ctx.
@@ -58,8 +47,7 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	pub, err := kafka.NewPublisher(kafkaCfg, logger.With("component", "kafka"), reg)
 	if err != nil {
 		return err
@@ -73,33 +61,10 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		Logger:    logger,
 	})
 	if err != nil {
-		return errors.Join(err, closePublisher(pub))
+		return errors.Join(err, service.CloseAll(pub))
 	}
 
-	var g run.Group
-	g.Add(service.SignalActor(logger, prober, func() {
-		if err := svc.Reload(); err != nil {
-			logger.Error("reload", "err", err)
-			return
-		}
-		logger.Info("reloaded registry and tls files")
-	}))
-	g.Add(svc.Execute, svc.Interrupt)
-	{
-		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error {
-			<-ctx.Done()
-			return nil
-		}, func(error) { cancel() })
-	}
-	err = g.Run()
+	err = service.Run(ctx, logger, prober, svc)
 	// The server has drained: flush what the producer still holds.
-	return errors.Join(err, closePublisher(pub))
-}
-
-func closePublisher(pub interface{ Close() error }) error {
-	if err := pub.Close(); err != nil {
-		return fmt.Errorf("close publisher: %w", err)
-	}
-	return nil
+	return errors.Join(err, service.CloseAll(pub))
 }

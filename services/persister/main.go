@@ -7,13 +7,10 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 
-	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
 	"github.com/tmaflow/tmaflow/pkg/service"
@@ -21,13 +18,7 @@ import (
 )
 
 func main() {
-	if err := runMain(context.Background(), os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "persister:", err)
-		os.Exit(1)
-	}
+	service.Exit("persister", runMain(context.Background(), os.Args[1:], os.Stderr))
 }
 
 // runMain runs the command until a signal or the end of ctx.
@@ -57,8 +48,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := service.NewRegistry()
 	klog := logger.With("component", "kafka")
 	pub, err := kafka.NewPublisher(kafkaCfg, klog, reg)
 	if err != nil {
@@ -73,7 +63,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 	// Closes what exists so far; once the router runs it closes the
 	// subscribers itself.
 	cleanup := func() error {
-		errs := []error{closePublisher(pub)}
+		errs := []error{service.CloseAll(pub)}
 		for _, s := range subs {
 			errs = append(errs, s.Close())
 		}
@@ -99,31 +89,8 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		return errors.Join(err, cleanup())
 	}
 
-	var g run.Group
-	g.Add(service.SignalActor(logger, opts.Prober, func() {
-		if err := svc.Reload(); err != nil {
-			logger.Error("reload", "err", err)
-			return
-		}
-		logger.Info("reloaded registry")
-	}))
-	g.Add(svc.Execute, svc.Interrupt)
-	{
-		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error {
-			<-ctx.Done()
-			return nil
-		}, func(error) { cancel() })
-	}
-	err = g.Run()
+	err = service.Run(ctx, logger, opts.Prober, svc)
 	// The router has stopped: dead letters of the last batches are
 	// flushed with the publisher.
-	return errors.Join(err, closePublisher(pub))
-}
-
-func closePublisher(pub interface{ Close() error }) error {
-	if err := pub.Close(); err != nil {
-		return fmt.Errorf("close publisher: %w", err)
-	}
-	return nil
+	return errors.Join(err, service.CloseAll(pub))
 }
