@@ -351,22 +351,11 @@ func hintLimit(limit int) int {
 }
 
 func (s *Service) labelNames(r *http.Request, tenant string) apiResult {
-	limit, err := parseLimit(r.FormValue("limit"))
-	if err != nil {
-		return invalidParam(err, "limit")
+	sp, bad := s.parseSelectParams(r, matchersBadData)
+	if bad != nil {
+		return *bad
 	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParam(err, "start")
-	}
-	end, err := parseTimeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParam(err, "end")
-	}
-	sets, err := parseMatchers(s.parser, r.Form["match[]"])
-	if err != nil {
-		return apiResult{err: badData(err)}
-	}
+	limit, start, end, sets := sp.limit, sp.start, sp.end, sp.sets
 	q, err := s.queryable(tenant).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return apiResult{err: queryAPIError(err)}
@@ -411,22 +400,11 @@ func (s *Service) labelValues(r *http.Request, tenant string) apiResult {
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return apiResult{err: badData(fmt.Errorf("invalid label name: %q", name))}
 	}
-	limit, err := parseLimit(r.FormValue("limit"))
-	if err != nil {
-		return invalidParam(err, "limit")
+	sp, bad := s.parseSelectParams(r, matchersBadData)
+	if bad != nil {
+		return *bad
 	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParam(err, "start")
-	}
-	end, err := parseTimeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParam(err, "end")
-	}
-	sets, err := parseMatchers(s.parser, r.Form["match[]"])
-	if err != nil {
-		return apiResult{err: badData(err)}
-	}
+	limit, start, end, sets := sp.limit, sp.start, sp.end, sp.sets
 	q, err := s.queryable(tenant).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return apiResult{err: &apiError{errorExec, err}}
@@ -467,22 +445,11 @@ func (s *Service) series(r *http.Request, tenant string) apiResult {
 	if len(r.Form["match[]"]) == 0 {
 		return apiResult{err: badData(errors.New("no match[] parameter provided"))}
 	}
-	limit, err := parseLimit(r.FormValue("limit"))
-	if err != nil {
-		return invalidParam(err, "limit")
+	sp, bad := s.parseSelectParams(r, matchersInvalidParam)
+	if bad != nil {
+		return *bad
 	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParam(err, "start")
-	}
-	end, err := parseTimeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParam(err, "end")
-	}
-	sets, err := parseMatchers(s.parser, r.Form["match[]"])
-	if err != nil {
-		return invalidParam(err, "match[]")
-	}
+	limit, start, end, sets := sp.limit, sp.start, sp.end, sp.sets
 	q, err := s.queryable(tenant).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return apiResult{err: queryAPIError(err)}
@@ -625,4 +592,36 @@ func (s *Service) closeQuerier(q storage.Querier) {
 	if err := q.Close(); err != nil {
 		s.logger.Warn("close tsdb querier", "err", err)
 	}
+}
+
+// selectParams are the parameters /series, /labels and
+// /label/<name>/values share.
+type selectParams struct {
+	limit      int
+	start, end time.Time
+	sets       [][]*labels.Matcher
+}
+
+// Prometheus reports a bad match[] as bad_data on /labels and label values,
+// and as an invalid parameter on /series.
+func matchersBadData(err error) apiResult      { return apiResult{err: badData(err)} }
+func matchersInvalidParam(err error) apiResult { return invalidParam(err, "match[]") }
+
+func (s *Service) parseSelectParams(r *http.Request, matchersErr func(error) apiResult) (selectParams, *apiResult) {
+	var sp selectParams
+	var err error
+	fail := func(res apiResult) (selectParams, *apiResult) { return sp, &res }
+	if sp.limit, err = parseLimit(r.FormValue("limit")); err != nil {
+		return fail(invalidParam(err, "limit"))
+	}
+	if sp.start, err = parseTimeParam(r, "start", minTime); err != nil {
+		return fail(invalidParam(err, "start"))
+	}
+	if sp.end, err = parseTimeParam(r, "end", maxTime); err != nil {
+		return fail(invalidParam(err, "end"))
+	}
+	if sp.sets, err = parseMatchers(s.parser, r.Form["match[]"]); err != nil {
+		return fail(matchersErr(err))
+	}
+	return sp, nil
 }
