@@ -1,0 +1,130 @@
+package ruler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/tmaflow/tmaflow/pkg/registry"
+)
+
+// TenantLabel names a series' tenant (the labeler sets it).
+const TenantLabel = registry.LabelTenant
+
+// window is the in-memory TSDB head holding the last Config.Window of
+// topic-metrics. It is a storage.Storage so the PromQL engine, the rules
+// package and promqltest use it as is.
+type window struct {
+	*tsdb.Head
+	dir string
+}
+
+// newWindow opens an empty head. Out-of-order samples are accepted as far
+// back as the window, as records of different partitions interleave. The
+// head maps full chunks to files in a private temporary directory.
+func newWindow(win int64, reg prometheus.Registerer, logger *slog.Logger) (*window, error) {
+	dir, err := os.MkdirTemp("", "tmaflow-ruler-head-")
+	if err != nil {
+		return nil, fmt.Errorf("create head directory: %w", err)
+	}
+	opts := tsdb.DefaultHeadOptions()
+	opts.ChunkDirRoot = dir
+	// Appends up to a window behind the newest sample are in order.
+	opts.ChunkRange = max(2*win, opts.ChunkRange)
+	opts.OutOfOrderTimeWindow.Store(win)
+	opts.OutOfOrderCapMax.Store(32)
+	h, err := tsdb.NewHead(reg, logger, nil, nil, opts, nil)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open head: %w", err), os.RemoveAll(dir))
+	}
+	if err := h.Init(math.MinInt64); err != nil {
+		return nil, errors.Join(fmt.Errorf("init head: %w", err), h.Close(), os.RemoveAll(dir))
+	}
+	return &window{Head: h, dir: dir}, nil
+}
+
+func (w *window) Querier(mint, maxt int64) (storage.Querier, error) {
+	return tsdb.NewBlockQuerier(tsdb.NewRangeHead(w.Head, mint, maxt), mint, maxt)
+}
+
+func (w *window) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return tsdb.NewBlockChunkQuerier(tsdb.NewRangeHead(w.Head, mint, maxt), mint, maxt)
+}
+
+func (w *window) StartTime() (int64, error) { return w.Head.MinTime(), nil }
+
+// truncate drops samples before mint and series left without any.
+func (w *window) truncate(mint int64) error {
+	if w.Head.MinTime() >= mint {
+		return nil
+	}
+	if err := w.Head.Truncate(mint); err != nil {
+		return fmt.Errorf("truncate head to %d: %w", mint, err)
+	}
+	return nil
+}
+
+func (w *window) Close() error {
+	err := w.Head.Close()
+	if rmErr := os.RemoveAll(w.dir); rmErr != nil {
+		err = errors.Join(err, fmt.Errorf("remove head directory: %w", rmErr))
+	}
+	return err
+}
+
+// tenantQueryable confines every querier to one tenant's series, at the
+// storage.Querier boundary: the PromQL engine reaches series only through
+// Select, so no selector of a rule, however nested, sees another tenant.
+type tenantQueryable struct {
+	storage.Queryable
+	tenant *labels.Matcher
+}
+
+func newTenantQueryable(q storage.Queryable, tenant string) tenantQueryable {
+	return tenantQueryable{Queryable: q, tenant: labels.MustNewMatcher(labels.MatchEqual, TenantLabel, tenant)}
+}
+
+func (q tenantQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	inner, err := q.Queryable.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return tenantQuerier{Querier: inner, tenant: q.tenant}, nil
+}
+
+type tenantQuerier struct {
+	storage.Querier
+	tenant *labels.Matcher
+}
+
+// confine drops the selector's own tenant matchers and adds the tenant's.
+func (q tenantQuerier) confine(ms []*labels.Matcher) []*labels.Matcher {
+	out := make([]*labels.Matcher, 0, len(ms)+1)
+	for _, m := range ms {
+		if m.Name != TenantLabel {
+			out = append(out, m)
+		}
+	}
+	return append(out, q.tenant)
+}
+
+func (q tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return q.Querier.Select(ctx, sortSeries, hints, q.confine(ms)...)
+}
+
+func (q tenantQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.Querier.LabelValues(ctx, name, hints, q.confine(ms)...)
+}
+
+func (q tenantQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.Querier.LabelNames(ctx, hints, q.confine(ms)...)
+}

@@ -1,0 +1,189 @@
+package ruler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+)
+
+// Record is one record of a topic as the ruler reads it.
+type Record struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   map[string]string
+	Time      time.Time
+}
+
+// Source reads a topic without a consumer group: every partition from the
+// first record at or after since.
+type Source interface {
+	// Consume calls handle for every record, concurrently across
+	// partitions and in order within one, calls caughtUp once every
+	// partition was read up to the end it had when Consume began, then
+	// follows the topic until ctx ends (returning nil then).
+	Consume(ctx context.Context, topic string, since time.Time, handle func(Record), caughtUp func()) error
+}
+
+// KafkaSource is a Source on Kafka (kafka-go). Ruler replicas shard by
+// tenant and each reads all partitions, so there is no consumer group and
+// nothing is committed: a restart seeks by time again.
+type KafkaSource struct {
+	cfg    kafka.Config
+	logger *slog.Logger
+}
+
+// NewKafkaSource returns a source reading from cfg.Brokers.
+func NewKafkaSource(cfg kafka.Config, logger *slog.Logger) (*KafkaSource, error) {
+	if err := errors.Join(cfg.RequireBrokers(), cfg.Validate()); err != nil {
+		return nil, fmt.Errorf("kafka source config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &KafkaSource{cfg: cfg, logger: logger}, nil
+}
+
+type partitionRange struct {
+	id         int
+	leader     string
+	start, end int64
+}
+
+// Consume implements Source. It retries reaching the broker until ctx ends.
+func (k *KafkaSource) Consume(ctx context.Context, topic string, since time.Time, handle func(Record), caughtUp func()) error {
+	var (
+		parts []partitionRange
+		err   error
+	)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		if parts, err = k.ranges(ctx, topic, since); err == nil {
+			break
+		}
+		k.logger.Warn("read partition offsets, retrying", "topic", topic, "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		behind  = len(parts)
+		errs    []error
+		reached = func() {
+			mu.Lock()
+			behind--
+			last := behind == 0
+			mu.Unlock()
+			if last {
+				caughtUp()
+			}
+		}
+	)
+	if behind == 0 {
+		caughtUp()
+	}
+	for _, p := range parts {
+		wg.Go(func() {
+			if err := k.consumePartition(ctx, topic, p, handle, reached); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ranges finds every partition's leader, its offset for since and its end.
+func (k *KafkaSource) ranges(ctx context.Context, topic string, since time.Time) (_ []partitionRange, err error) {
+	dialer := &kafkago.Dialer{ClientID: k.cfg.ClientID, Timeout: k.cfg.DialTimeout, DualStack: true}
+	var conn *kafkago.Conn
+	for _, b := range k.cfg.Brokers {
+		if conn, err = dialer.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if conn == nil {
+		return nil, fmt.Errorf("dial brokers %v: %w", []string(k.cfg.Brokers), err)
+	}
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	ps, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("read partitions of %s: %w", topic, err)
+	}
+	out := make([]partitionRange, 0, len(ps))
+	for _, p := range ps {
+		leader := net.JoinHostPort(p.Leader.Host, strconv.Itoa(p.Leader.Port))
+		lc, err := dialer.DialLeader(ctx, "tcp", leader, topic, p.ID)
+		if err != nil {
+			return nil, fmt.Errorf("dial leader of %s/%d: %w", topic, p.ID, err)
+		}
+		start, serr := lc.ReadOffset(since)
+		end, eerr := lc.ReadLastOffset()
+		if err := errors.Join(serr, eerr, lc.Close()); err != nil {
+			return nil, fmt.Errorf("read offsets of %s/%d: %w", topic, p.ID, err)
+		}
+		if start < 0 || start > end { // no record at or after since
+			start = end
+		}
+		out = append(out, partitionRange{id: p.ID, leader: leader, start: start, end: end})
+	}
+	return out, nil
+}
+
+func (k *KafkaSource) consumePartition(ctx context.Context, topic string, p partitionRange, handle func(Record), reached func()) (err error) {
+	r := kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:   []string(k.cfg.Brokers),
+		Topic:     topic,
+		Partition: p.id,
+		Dialer:    &kafkago.Dialer{ClientID: k.cfg.ClientID, Timeout: k.cfg.DialTimeout, DualStack: true},
+		MinBytes:  1,
+		MaxBytes:  k.cfg.FetchMaxBytes,
+		MaxWait:   k.cfg.FetchMaxWait,
+	})
+	defer func() {
+		if cerr := r.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close reader of %s/%d: %w", topic, p.id, cerr))
+		}
+	}()
+	if err := r.SetOffset(p.start); err != nil {
+		return fmt.Errorf("seek %s/%d to %d: %w", topic, p.id, p.start, err)
+	}
+	caught := p.start >= p.end
+	if caught {
+		reached()
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("read %s/%d: %w", topic, p.id, err)
+		}
+		rec := Record{Topic: topic, Partition: p.id, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time, Headers: make(map[string]string, len(m.Headers))}
+		for _, h := range m.Headers {
+			rec.Headers[h.Key] = string(h.Value)
+		}
+		handle(rec)
+		if !caught && m.Offset >= p.end-1 {
+			caught = true
+			reached()
+		}
+	}
+}
