@@ -6,8 +6,9 @@ SERVICES  := monitor labeler persister tmaflow
 FUZZTIME  ?= 200000x
 BENCH_DURATION ?= 10s
 BENCH_CONCURRENCY ?= 16,64,256
+BENCH_PIPELINE_DURATION ?= 30s
 
-.PHONY: all build run test vet fmt-check fuzz bench-ingest clean
+.PHONY: all build run test vet fmt-check fuzz bench-ingest bench-pipeline clean
 
 all: build
 
@@ -46,6 +47,13 @@ fuzz:
 # best rate.
 bench-ingest:
 	cd services/tmaflow && $(GO) run ./cmd/tmaload -duration=$(BENCH_DURATION) -concurrency=$(BENCH_CONCURRENCY)
+
+# TMA messages through monitor → labeler → persister of a tmaflow process
+# (embedded broker, auth on) at the highest rate whose consumer lag stays
+# bounded, stored samples/s counted by its TSDB; then the same series
+# remote-written into Debian's Prometheus. A few minutes.
+bench-pipeline:
+	cd services/tmaflow && $(GO) run ./cmd/tmapipe -duration=$(BENCH_PIPELINE_DURATION)
 
 clean:
 	rm -rf $(BIN)

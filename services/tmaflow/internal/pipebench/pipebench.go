@@ -1,0 +1,595 @@
+// Package pipebench is `make bench-pipeline`: sustained end-to-end ingest
+// of TMA messages through monitor → topic-monitor → labeler →
+// topic-metrics → persister on the all-in-one tmaflow, and the same
+// samples remote-written straight into Debian's Prometheus.
+//
+// Both servers run as child processes built or installed on this machine,
+// so their RSS and CPU are their own; the load generator runs in this
+// process. Stored samples are counted where they are stored, by the TSDB
+// counter prometheus_tsdb_head_samples_appended_total that tmaflow's
+// persister and Prometheus both expose, never at the sender.
+//
+// tmaflow is driven open loop at a fixed message rate, and a rate counts
+// as sustained only if the consumer lag of the labeler and persister
+// groups (end offsets minus committed offsets, read from the broker) stays
+// bounded and the TSDB stores what was sent. A short closed-loop run
+// first calibrates the starting rate, then the rate is searched upwards
+// and downwards for the highest sustained one. Prometheus is driven
+// closed loop by several writers, as fast as it answers.
+package pipebench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// Config is one pipeline benchmark.
+type Config struct {
+	// TmaflowSource is the tmaflow module built into a temporary dir;
+	// TmaflowBinary, when set, is used instead.
+	TmaflowSource, TmaflowBinary string
+	GoBinary                     string
+	Prometheus                   string
+	Registry                     string
+	User, Password               string
+	ProbeID                      int64
+	// FirstResource is the first resourceId; Resources ids follow it.
+	FirstResource int64
+	Resources     int
+	DataItems     int
+	Concurrency   int
+	// Rate, when > 0, is the one message rate tried; 0 searches.
+	Rate           float64
+	Attempts       int
+	Calibrate      time.Duration
+	Warmup         time.Duration
+	Duration       time.Duration
+	SampleInterval time.Duration
+	DrainTimeout   time.Duration
+	// Writers and SamplesPerRequest shape the remote-write load.
+	Writers           int
+	SamplesPerRequest int
+	// OutDir keeps logs, profiles and both TSDBs; empty: a temporary dir
+	// removed at the end.
+	OutDir string
+	// TmaflowArgs are extra flags for tmaflow.
+	TmaflowArgs []string
+}
+
+// RegisterFlags registers the benchmark's flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.TmaflowSource, "tmaflow.src", ".", "Directory of the tmaflow module, built with go build into a temporary dir.")
+	fs.StringVar(&c.TmaflowBinary, "tmaflow.bin", "", "Use this tmaflow binary instead of building one.")
+	fs.StringVar(&c.GoBinary, "go", "go", "Go command (go build, go tool pprof).")
+	fs.StringVar(&c.Prometheus, "prometheus", "/usr/bin/prometheus", "Prometheus binary receiving the remote-write load (empty: skip).")
+	fs.StringVar(&c.Registry, "registry", "../../examples/registry.yaml", "Registry file of tmaflow (probes, resources, descriptions).")
+	fs.StringVar(&c.User, "user", "probe-python-demo", "Probe name (HTTP Basic user) posting the messages.")
+	fs.StringVar(&c.Password, "password", "demo-secret", "Probe secret.")
+	fs.Int64Var(&c.ProbeID, "probe-id", 0, "Probe id in the messages.")
+	fs.Int64Var(&c.FirstResource, "first-resource", 101098, "First resourceId (the demo registry's resource); the others follow it.")
+	fs.IntVar(&c.Resources, "resources", 256, "Distinct resources: each makes data-items series.")
+	fs.IntVar(&c.DataItems, "data-items", 20, "Data items (of one observation each) per message: samples per message.")
+	fs.IntVar(&c.Concurrency, "concurrency", 32, "Connections posting to the monitor.")
+	fs.Float64Var(&c.Rate, "rate", 0, "Messages/s to offer tmaflow (open loop); 0 calibrates and searches for the highest sustained rate.")
+	fs.IntVar(&c.Attempts, "attempts", 4, "Rates tried by the search.")
+	fs.DurationVar(&c.Calibrate, "calibrate", 15*time.Second, "Closed-loop run that picks the first rate of the search.")
+	fs.DurationVar(&c.Warmup, "warmup", 10*time.Second, "Unmeasured load before each measurement.")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "Measured window of each rate and of Prometheus.")
+	fs.DurationVar(&c.SampleInterval, "sample-interval", 2*time.Second, "How often stored samples, lag and RSS are read.")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 3*time.Minute, "Longest wait for the consumers to catch up between runs.")
+	fs.IntVar(&c.Writers, "writers", 8, "Concurrent remote-write writers to Prometheus.")
+	fs.IntVar(&c.SamplesPerRequest, "samples-per-request", 2000, "Samples per remote-write request (Prometheus's max_samples_per_send default); rounded to whole messages.")
+	fs.StringVar(&c.OutDir, "out-dir", "", "Keep logs, CPU profiles and data here (empty: a temporary dir, removed).")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.TmaflowSource == "" && c.TmaflowBinary == "":
+		return errors.New("tmaflow.src or tmaflow.bin must be set")
+	case c.Resources < 1 || c.DataItems < 1 || c.Concurrency < 1:
+		return errors.New("resources, data-items and concurrency must be at least 1")
+	case c.Rate < 0:
+		return fmt.Errorf("rate %g: must not be negative", c.Rate)
+	case c.Attempts < 1:
+		return fmt.Errorf("attempts %d: must be at least 1", c.Attempts)
+	case c.Duration < 4*c.SampleInterval || c.SampleInterval <= 0:
+		return fmt.Errorf("duration %s: want at least four sample intervals (%s)", c.Duration, c.SampleInterval)
+	case c.Calibrate <= 0 && c.Rate == 0:
+		return errors.New("calibrate must be positive unless rate is given")
+	case c.Warmup < 0:
+		return fmt.Errorf("warmup %s: must not be negative", c.Warmup)
+	case c.Writers < 1 || c.SamplesPerRequest < 1:
+		return errors.New("writers and samples-per-request must be at least 1")
+	}
+	return nil
+}
+
+// Consumer groups of the all-in-one's defaults.
+var consumers = []consumer{
+	{name: "labeler", group: "tmaflow-labeler", topic: "topic-monitor"},
+	{name: "persister", group: "tmaflow-persister", topic: "topic-metrics"},
+}
+
+const (
+	metricAppended = "prometheus_tsdb_head_samples_appended_total"
+	metricRejected = "tmaflow_persister_rejected_samples_total"
+)
+
+// Report is what the benchmark measured.
+type Report struct {
+	Calibration *Measurement
+	// Drain is the back half alone: labeler and persister catching up
+	// after the calibration, with no ingest.
+	DrainSamplesPerSecond float64
+	DrainLag              int64
+	Attempts              []*Measurement
+	Best                  *Measurement // highest sustained attempt; nil if none
+	Profile               *profileSummary
+	Prometheus            *Measurement
+	Series                int
+}
+
+// Ratio is tmaflow's sustained stored rate over Prometheus's.
+func (r Report) Ratio() float64 {
+	if r.Best == nil || r.Prometheus == nil || r.Prometheus.Stored() == 0 {
+		return 0
+	}
+	return r.Best.Stored() / r.Prometheus.Stored()
+}
+
+// bench is the state of one Run.
+type bench struct {
+	cfg    Config
+	out    io.Writer
+	dir    string
+	bin    string
+	tf     *process
+	addrs  tmaflowAddrs
+	lags   *lagReader
+	client *http.Client
+}
+
+type tmaflowAddrs struct {
+	broker, monitor, labeler, persister, debug string
+}
+
+// Run runs the benchmark, printing as it goes.
+func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error) {
+	if err := cfg.Validate(); err != nil {
+		return Report{}, err
+	}
+	b := &bench{cfg: cfg, out: out, client: &http.Client{Timeout: 10 * time.Second}}
+	if b.dir = cfg.OutDir; b.dir == "" {
+		if b.dir, err = os.MkdirTemp("", "tmaflow-pipebench-"); err != nil {
+			return Report{}, fmt.Errorf("temp dir: %w", err)
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(b.dir)) }()
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return Report{}, fmt.Errorf("out dir: %w", err)
+	}
+	if b.bin = cfg.TmaflowBinary; b.bin == "" {
+		b.printf("building tmaflow from %s\n", cfg.TmaflowSource)
+		if b.bin, err = buildTmaflow(ctx, cfg.GoBinary, cfg.TmaflowSource, b.dir); err != nil {
+			return Report{}, err
+		}
+	}
+	if err := b.startTmaflow(ctx); err != nil {
+		return Report{}, err
+	}
+	defer func() {
+		if b.tf != nil {
+			err = errors.Join(err, b.tf.stop(time.Minute))
+		}
+	}()
+	b.printf("tmaflow pid %d: monitor %s, persister %s, broker %s, GOMAXPROCS of this process %d, %d CPUs\n",
+		b.tf.pid(), b.addrs.monitor, b.addrs.persister, b.addrs.broker, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	b.printf("%d-observation messages, %d resources (%d series), %d connections, %s warm-up + %s measured per rate\n\n",
+		cfg.DataItems, cfg.Resources, cfg.Resources*cfg.DataItems, cfg.Concurrency, cfg.Warmup, cfg.Duration)
+
+	if err := b.tmaflowPhase(ctx, &rep); err != nil {
+		return rep, err
+	}
+	sets, err := b.series(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Series = len(sets)
+	err = b.tf.stop(time.Minute)
+	b.tf = nil
+	if err != nil {
+		return rep, fmt.Errorf("stop tmaflow: %w", err)
+	}
+	if cfg.Prometheus != "" {
+		if rep.Prometheus, err = b.prometheusPhase(ctx, groupSeries(sets)); err != nil {
+			return rep, err
+		}
+	}
+	b.printReport(rep)
+	return rep, nil
+}
+
+func (b *bench) printf(format string, args ...any) { _, _ = fmt.Fprintf(b.out, format, args...) }
+
+func (b *bench) startTmaflow(ctx context.Context) error {
+	ports, err := freePorts(5)
+	if err != nil {
+		return err
+	}
+	b.addrs = tmaflowAddrs{broker: ports[0], monitor: ports[1], labeler: ports[2], persister: ports[3], debug: ports[4]}
+	reg, err := filepath.Abs(b.cfg.Registry)
+	if err != nil {
+		return fmt.Errorf("registry path: %w", err)
+	}
+	args := append([]string{
+		"-target=all",
+		"-data-dir=" + filepath.Join(b.dir, "tmaflow-data"),
+		"-registry=" + reg,
+		"-broker.listen-address=" + b.addrs.broker,
+		"-monitor.listen-address=" + b.addrs.monitor,
+		"-labeler.listen-address=" + b.addrs.labeler,
+		"-persister.listen-address=" + b.addrs.persister,
+		"-debug.listen-address=" + b.addrs.debug,
+		"-log.level=warn",
+	}, b.cfg.TmaflowArgs...)
+	if b.tf, err = startProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow.log")); err != nil {
+		return err
+	}
+	for _, addr := range []string{b.addrs.monitor, b.addrs.labeler, b.addrs.persister} {
+		if err := waitReady(ctx, b.tf, "http://"+addr+"/-/ready", time.Minute); err != nil {
+			return err
+		}
+	}
+	b.lags = newLagReader(b.addrs.broker)
+	return nil
+}
+
+func (b *bench) sendConfig(rate float64) sendConfig {
+	res := make([]int64, b.cfg.Resources)
+	for i := range res {
+		res[i] = b.cfg.FirstResource + int64(i)
+	}
+	return sendConfig{
+		URL: "http://" + b.addrs.monitor + "/monitor", User: b.cfg.User, Password: b.cfg.Password,
+		ProbeID: b.cfg.ProbeID, Resources: res, DataItems: b.cfg.DataItems,
+		Concurrency: b.cfg.Concurrency, Rate: rate,
+	}
+}
+
+// tmaflowPhase calibrates, drains and searches the highest sustained rate.
+func (b *bench) tmaflowPhase(ctx context.Context, rep *Report) error {
+	st := &sendStats{}
+	if err := b.sendFirst(ctx); err != nil {
+		return err
+	}
+	rate := b.cfg.Rate
+	if rate == 0 {
+		b.printf("calibrating: closed loop for %s\n", b.cfg.Calibrate)
+		cal, err := b.measure(ctx, "calibration", 0, b.cfg.Calibrate/3, b.cfg.Calibrate-b.cfg.Calibrate/3, st)
+		if err != nil {
+			return err
+		}
+		rep.Calibration = cal
+		b.printRun(cal)
+		d, err := b.drain(ctx)
+		if err != nil {
+			return err
+		}
+		rep.DrainSamplesPerSecond, rep.DrainLag = d.rate, d.lag
+		b.printf("drained %d records of lag in %.1fs: labeler + persister alone store %.0f samples/s\n\n", d.lag, d.took.Seconds(), d.rate)
+		rate = max(cal.Stored()/float64(b.cfg.DataItems), 1)
+	}
+	var lo, hi float64 // highest sustained and lowest failed message rate
+	for i := range b.cfg.Attempts {
+		st := &sendStats{}
+		r, err := b.measure(ctx, fmt.Sprintf("rate %d", i+1), rate, b.cfg.Warmup, b.cfg.Duration, st)
+		if err != nil {
+			return err
+		}
+		rep.Attempts = append(rep.Attempts, r)
+		b.printRun(r)
+		if r.Sustained() {
+			if rep.Best == nil || r.Stored() > rep.Best.Stored() {
+				rep.Best = r
+			}
+			lo = max(lo, rate)
+		} else {
+			hi = rate
+			if hi < lo {
+				lo = 0 // noise: the lower rate was lucky; search below again
+			}
+		}
+		if i == b.cfg.Attempts-1 || b.cfg.Rate > 0 {
+			break
+		}
+		if _, err := b.drain(ctx); err != nil {
+			return err
+		}
+		switch {
+		case hi == 0:
+			rate *= 1.25
+		case lo == 0:
+			rate = min(r.Stored()/float64(b.cfg.DataItems)*0.95, rate*0.8)
+		default:
+			if hi/lo < 1.05 {
+				return b.profileBest(ctx, rep)
+			}
+			rate = (lo + hi) / 2
+		}
+	}
+	return b.profileBest(ctx, rep)
+}
+
+// sendFirst posts one message: it pays for the credential hash (bcrypt)
+// that later requests get from the registry's cache, and proves the
+// setup.
+func (b *bench) sendFirst(ctx context.Context) error {
+	cfg := b.sendConfig(0)
+	body := appendMessage(nil, cfg.ProbeID, cfg.Resources[0], 0, time.Now().Add(-time.Minute).UnixMilli(), cfg.DataItems)
+	status, err := post(ctx, http.DefaultClient, cfg, body)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("status %d", status)
+	}
+	if err != nil {
+		return fmt.Errorf("first message to %s as %s: %w", cfg.URL, cfg.User, err)
+	}
+	return nil
+}
+
+// profileBest summarises the CPU profile taken during the best attempt
+// (the last one when none was sustained).
+func (b *bench) profileBest(ctx context.Context, rep *Report) error {
+	r := rep.Best
+	if r == nil && len(rep.Attempts) > 0 {
+		r = rep.Attempts[len(rep.Attempts)-1]
+	}
+	if r == nil || r.profile == "" {
+		return nil
+	}
+	s, err := summarise(ctx, b.cfg.GoBinary, b.bin, r.profile, r.profileWall)
+	if err != nil {
+		b.printf("profile summary: %v\n", err)
+		return nil
+	}
+	s.run = r.Name
+	rep.Profile = &s
+	return nil
+}
+
+// measure runs one load (rate 0: closed loop) for warmup + window while
+// sampling, and a CPU profile of tmaflow over the window.
+func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, window time.Duration, st *sendStats) (*Measurement, error) {
+	r := &Measurement{Name: name, Offered: rate * float64(b.cfg.DataItems), DataItems: b.cfg.DataItems, Warmup: warmup}
+	loadCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		send(loadCtx, b.sendConfig(rate), st)
+	}()
+	var profErr chan error
+	if rate > 0 && b.addrs.debug != "" {
+		profErr = make(chan error, 1)
+		r.profile = filepath.Join(b.dir, fmt.Sprintf("tmaflow-%s.pprof", sanitize(name)))
+		r.profileWall = window - b.cfg.SampleInterval
+		go func() {
+			if !sleepCtx(ctx, warmup+b.cfg.SampleInterval/2) {
+				profErr <- ctx.Err()
+				return
+			}
+			profErr <- fetchProfile(ctx, b.addrs.debug, r.profileWall, r.profile)
+		}()
+	}
+	err := b.sample(ctx, r, warmup+window, func(p *Point) error {
+		p.Sent = st.ok.Load() * int64(b.cfg.DataItems)
+		p.Failed = st.failed.Load()
+		m, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended, metricRejected)
+		if err != nil {
+			return err
+		}
+		p.Stored, p.Rejected = m[metricAppended], m[metricRejected]
+		p.Lags, err = b.lags.lags(ctx, consumers)
+		if err != nil {
+			return err
+		}
+		u, err := b.tf.usage()
+		p.RSS, p.CPU = u.rss, u.cpu
+		return err
+	})
+	stop()
+	<-done
+	if profErr != nil {
+		if perr := <-profErr; perr != nil {
+			b.printf("%s: %v\n", name, perr)
+			r.profile = ""
+		}
+	}
+	r.FirstError = st.err()
+	return r, err
+}
+
+// sample reads a Point every sample interval for d, the first at once.
+func (b *bench) sample(ctx context.Context, r *Measurement, d time.Duration, read func(*Point) error) error {
+	start := time.Now()
+	t := time.NewTicker(b.cfg.SampleInterval)
+	defer t.Stop()
+	for {
+		p := Point{At: time.Since(start)}
+		if err := read(&p); err != nil {
+			return fmt.Errorf("%s: %w", r.Name, err)
+		}
+		p.At = time.Since(start)
+		r.Points = append(r.Points, p)
+		if p.At >= d {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+type drained struct {
+	lag  int64
+	took time.Duration
+	rate float64
+}
+
+// drain waits until both consumer groups committed everything.
+func (b *bench) drain(ctx context.Context) (drained, error) {
+	start := time.Now()
+	first := int64(-1)
+	m0, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
+	if err != nil {
+		return drained{}, err
+	}
+	for {
+		lags, err := b.lags.lags(ctx, consumers)
+		if err != nil {
+			return drained{}, err
+		}
+		total := sum(lags)
+		if first < 0 {
+			first = total
+		}
+		if total == 0 {
+			break
+		}
+		if time.Since(start) > b.cfg.DrainTimeout {
+			return drained{}, fmt.Errorf("consumers still %d records behind after %s", total, b.cfg.DrainTimeout)
+		}
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return drained{}, ctx.Err()
+		}
+	}
+	took := time.Since(start)
+	m1, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
+	if err != nil {
+		return drained{}, err
+	}
+	return drained{lag: first, took: took, rate: (m1[metricAppended] - m0[metricAppended]) / took.Seconds()}, nil
+}
+
+// series lists what tmaflow stored, through its query API as the probe.
+func (b *bench) series(ctx context.Context) ([]map[string]string, error) {
+	q := url.Values{"match[]": {`{__name__=~".+"}`}}
+	u := "http://" + b.addrs.persister + "/api/v1/series?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("series: %w", err)
+	}
+	req.SetBasicAuth(b.cfg.User, b.cfg.Password)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("series: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var body struct {
+		Status string              `json:"status"`
+		Error  string              `json:"error"`
+		Data   []map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("series: decode: %w", err)
+	}
+	if body.Status != "success" {
+		return nil, fmt.Errorf("series: %s: %s", resp.Status, body.Error)
+	}
+	return body.Data, nil
+}
+
+// prometheusPhase starts Prometheus and remote-writes the series for
+// warmup + duration.
+func (b *bench) prometheusPhase(ctx context.Context, groups []group) (_ *Measurement, err error) {
+	if len(groups) == 0 {
+		return nil, errors.New("no series to remote-write")
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	addr := ports[0]
+	cfgPath := filepath.Join(b.dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("prometheus config: %w", err)
+	}
+	p, err := startProcess("prometheus", b.cfg.Prometheus, []string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(b.dir, "prometheus-data"),
+		"--web.listen-address=" + addr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	}, filepath.Join(b.dir, "prometheus.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, p.stop(time.Minute)) }()
+	if err := waitReady(ctx, p, "http://"+addr+"/-/ready", time.Minute); err != nil {
+		return nil, err
+	}
+	perReq := max(b.cfg.SamplesPerRequest/b.cfg.DataItems, 1)
+	b.printf("Prometheus pid %d at %s: %d writers, %d samples per request, %d series\n",
+		p.cmd.Process.Pid, addr, b.cfg.Writers, perReq*b.cfg.DataItems, len(groups)*b.cfg.DataItems)
+	st := &sendStats{}
+	r := &Measurement{Name: "prometheus", DataItems: b.cfg.DataItems, Warmup: b.cfg.Warmup}
+	loadCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		remoteWrite(loadCtx, writeConfig{URL: "http://" + addr + "/api/v1/write", Groups: groups, Writers: b.cfg.Writers, PerRequest: perReq}, st)
+	}()
+	err = b.sample(ctx, r, b.cfg.Warmup+b.cfg.Duration, func(pt *Point) error {
+		pt.Sent = st.ok.Load() * int64(perReq*b.cfg.DataItems)
+		pt.Failed = st.failed.Load()
+		m, err := scrape(ctx, b.client, "http://"+addr+"/metrics", metricAppended)
+		if err != nil {
+			return err
+		}
+		pt.Stored = m[metricAppended]
+		u, err := p.usage()
+		pt.RSS, pt.CPU = u.rss, u.cpu
+		return err
+	})
+	stop()
+	<-done
+	r.FirstError = st.err()
+	if err != nil {
+		return nil, err
+	}
+	b.printRun(r)
+	return r, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func sanitize(s string) string {
+	out := []byte(s)
+	for i, c := range out {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			out[i] = '-'
+		}
+	}
+	return string(out)
+}
