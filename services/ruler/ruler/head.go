@@ -106,15 +106,10 @@ type tenantQuerier struct {
 	tenant *labels.Matcher
 }
 
-// confine drops the selector's own tenant matchers and adds the tenant's.
+// confine adds the tenant's matcher to the selector's own: a selector
+// naming another tenant selects nothing.
 func (q tenantQuerier) confine(ms []*labels.Matcher) []*labels.Matcher {
-	out := make([]*labels.Matcher, 0, len(ms)+1)
-	for _, m := range ms {
-		if m.Name != TenantLabel {
-			out = append(out, m)
-		}
-	}
-	return append(out, q.tenant)
+	return append(ms[:len(ms):len(ms)], q.tenant)
 }
 
 func (q tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {

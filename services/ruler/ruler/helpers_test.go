@@ -203,3 +203,12 @@ func (ts *testService) drainOutbox() {
 		}
 	}
 }
+
+func decodeBatch(t *testing.T, payload []byte) *samples.Batch {
+	t.Helper()
+	b, err := samples.Decode(payload)
+	require.NoError(t, err)
+	return b
+}
+
+func labelPair(name, value string) samples.Label { return samples.Label{Name: name, Value: value} }

@@ -197,13 +197,9 @@ func (ix *tenantIndex) match(name string, lbls labels.Labels, f func(*groupRunne
 	try(ix.any)
 }
 
-// matchesAll reports whether lbls satisfy every matcher but the tenant's
-// (the index is per tenant already; the querier replaces tenant matchers).
+// matchesAll reports whether lbls satisfy every matcher.
 func matchesAll(ms []*labels.Matcher, lbls labels.Labels) bool {
 	for _, m := range ms {
-		if m.Name == TenantLabel {
-			continue
-		}
 		if !m.Matches(lbls.Get(m.Name)) {
 			return false
 		}
