@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/service"
 	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 )
@@ -67,6 +68,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		Registry:   reg,
 		Prober:     prober,
 		Logger:     logger,
+		Lag:        sub.LagOf(contract.TopicMonitor, contract.TopicSamples),
 	})
 	if err != nil {
 		return errors.Join(err, service.CloseAll(sub, pub))

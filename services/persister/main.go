@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/service"
 	"github.com/tmaflow/tmaflow/services/persister/persister"
 )
@@ -76,6 +77,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	subs = append(subs, sub)
 	opts.Subscriber = sub
+	opts.Lag = sub.LagOf(contract.TopicMetrics)
 	if cfg.RemoteWrite.Enabled() {
 		rw, err := subscriber(cfg.RemoteWrite.ConsumerGroup, "remote-write")
 		if err != nil {

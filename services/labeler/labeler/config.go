@@ -26,7 +26,9 @@ type Config struct {
 	RegistryCheckInterval time.Duration
 	// Limits bound what one topic-samples record may hold.
 	Limits samples.Limits
-	Bus    bus.RouterConfig
+	// Ready bounds the consumer lag at which the labeler turns ready.
+	Ready service.CatchUpConfig
+	Bus   bus.RouterConfig
 }
 
 // RegisterFlags registers the labeler flags.
@@ -39,6 +41,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.IntVar(&c.Limits.LabelsPerSeries, "samples.max-labels", 256, "Most labels of one series in a topic-samples record (0: no limit).")
 	f.IntVar(&c.Limits.SamplesPerSeries, "samples.max-samples-per-series", 0, "Most samples of one series in a topic-samples record (0: no limit).")
 	f.IntVar(&c.Limits.StringLen, "samples.max-label-bytes", 64<<10, "Longest label name or value in a topic-samples record (0: no limit).")
+	c.Ready.RegisterFlags(f, "the labeler's consumer group")
 	c.Bus.RegisterFlags(f)
 }
 
@@ -58,6 +61,7 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.Registry != "", "registry is required")
+	errs = append(errs, c.Ready.Validate())
 	check(c.ShutdownTimeout > 0, "shutdown-timeout must be > 0, got %s", c.ShutdownTimeout)
 	check(c.RegistryCheckInterval >= 0, "registry.check-interval must be >= 0, got %s", c.RegistryCheckInterval)
 	check(c.Limits.Series >= 0, "samples.max-series must be >= 0, got %d", c.Limits.Series)

@@ -40,11 +40,17 @@ type Options struct {
 	Publisher message.Publisher
 	// Registry gets the metrics. Nil: a private registry.
 	Registry *prometheus.Registry
-	// Prober is marked ready once the router runs. Nil: a new one.
+	// Prober is marked ready once the router runs and the consumer caught
+	// up. Nil: a new one.
 	Prober *service.Prober
 	Logger *slog.Logger
 	// Now stamps registry loads. Nil: time.Now.
 	Now func() time.Time
+	// Lag, if set, returns how many records of topic-monitor and
+	// topic-samples the consumer group is behind the partition ends;
+	// readiness waits until it is within Config.Ready.MaxLag. Nil: ready
+	// once the consumer runs.
+	Lag func(context.Context) (int64, error)
 }
 
 // Service is the labeler, run as a run-group actor with Execute and
@@ -55,6 +61,7 @@ type Service struct {
 	prober  *service.Prober
 	logger  *slog.Logger
 	now     func() time.Time
+	lag     func(context.Context) (int64, error)
 	metrics *metrics
 	router  *message.Router
 	http    *service.HTTPServer // nil without a listen address
@@ -110,6 +117,7 @@ func New(cfg Config, opts Options) (*Service, error) {
 		prober:  opts.Prober,
 		logger:  opts.Logger,
 		now:     opts.Now,
+		lag:     opts.Lag,
 		metrics: newMetrics(opts.Registry),
 		stop:    make(chan struct{}),
 	}
@@ -200,9 +208,11 @@ func (s *Service) Execute() error {
 		g.Add(func() error {
 			select {
 			case <-s.router.Running():
-				s.prober.Ready()
 				s.logger.Info("labeler consuming", "topics", []string{contract.TopicMonitor, contract.TopicSamples}, "registry", s.cfg.Registry)
 			case <-ctx.Done():
+				return nil
+			}
+			if !s.waitCaughtUp(ctx) {
 				return nil
 			}
 			if s.cfg.RegistryCheckInterval > 0 {
@@ -216,6 +226,30 @@ func (s *Service) Execute() error {
 		g.Add(s.serve, func(error) { s.shutdown() })
 	}
 	return g.Run()
+}
+
+// waitCaughtUp marks the prober ready once the consumer caught up; false
+// if ctx ended first.
+func (s *Service) waitCaughtUp(ctx context.Context) bool {
+	if s.lag != nil {
+		started := s.now()
+		lag, ok := service.CatchUp{
+			Config: s.cfg.Ready,
+			Lag: func(ctx context.Context) (int64, bool, error) {
+				lag, err := s.lag(ctx)
+				return lag, err == nil, err
+			},
+			Topics: contract.TopicMonitor + " and " + contract.TopicSamples,
+			Prober: s.prober,
+			Now:    s.now,
+		}.Wait(ctx)
+		if !ok {
+			return false
+		}
+		s.logger.Info("caught up, ready", "lag", lag, "after", s.now().Sub(started))
+	}
+	s.prober.Ready()
+	return true
 }
 
 func (s *Service) serve() error {

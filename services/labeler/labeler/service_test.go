@@ -485,3 +485,38 @@ func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) {
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("x", "x", nil, nil), prometheus.GaugeValue, f())
 }
+
+// The labeler turns ready only once its consumer group is near the ends of
+// topic-monitor and topic-samples.
+func TestReadyAfterCatchUp(t *testing.T) {
+	in := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
+	out := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	t.Cleanup(func() { require.NoError(t, out.Close()) })
+	cfg := testConfig(t, copyRegistry(t, "registry.yaml"))
+	cfg.Ready.MaxLag = 10
+	cfg.Ready.CheckInterval = time.Millisecond
+	var lag atomic.Int64
+	lag.Store(5000)
+	prober := service.NewProber()
+	svc, err := labeler.New(cfg, labeler.Options{
+		Subscriber: in, Publisher: out, Prober: prober,
+		Lag: func(context.Context) (int64, error) { return lag.Load(), nil },
+	})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- svc.Execute() }()
+	defer func() {
+		svc.Interrupt(nil)
+		require.NoError(t, <-done)
+	}()
+
+	rec := httptest.NewRecorder()
+	require.Eventually(t, func() bool {
+		rec = httptest.NewRecorder()
+		prober.ReadyHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/-/ready", nil))
+		return strings.Contains(rec.Body.String(), "catching up: 5000 records behind")
+	}, 5*time.Second, time.Millisecond, rec.Body.String())
+	require.False(t, prober.IsReady())
+	lag.Store(10)
+	require.Eventually(t, prober.IsReady, 5*time.Second, time.Millisecond)
+}

@@ -25,7 +25,7 @@ type Config struct {
 	Query         QueryConfig
 	API           APIConfig
 	RemoteWrite   RemoteWriteConfig
-	Ready         ReadyConfig
+	Ready         service.CatchUpConfig
 	Bus           bus.RouterConfig
 }
 
@@ -80,13 +80,6 @@ type RemoteWriteConfig struct {
 
 // Enabled reports whether any endpoint is configured.
 func (c RemoteWriteConfig) Enabled() bool { return len(c.URLs) > 0 }
-
-// ReadyConfig bounds what "caught up" means for /-/ready.
-type ReadyConfig struct {
-	MaxLag        int64
-	Settle        time.Duration
-	CheckInterval time.Duration
-}
 
 // URLList is a list flag that appends on every use and also splits on
 // commas, so a flag can be repeated or given one comma-separated value.
@@ -148,9 +141,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.StringVar(&c.RemoteWrite.BearerTokenFile, "remote-write.bearer-token-file", "", "File holding the bearer token, read at start.")
 	f.StringVar(&c.RemoteWrite.TenantHeader, "remote-write.tenant-header", "", "Header carrying each batch's tenant to the endpoint, e.g. X-Scope-OrgID (empty: none).")
 
-	f.Int64Var(&c.Ready.MaxLag, "ready.max-lag", 1000, "Records the TSDB consumer may be behind the partition ends and still turn ready.")
-	f.DurationVar(&c.Ready.Settle, "ready.settle", 2*time.Second, "Time after start before readiness is judged; with no record consumed by then the consumer counts as caught up.")
-	f.DurationVar(&c.Ready.CheckInterval, "ready.check-interval", 500*time.Millisecond, "How often readiness is re-evaluated until caught up.")
+	c.Ready.RegisterFlags(f, "the TSDB consumer")
 
 	c.Bus.RegisterFlags(f)
 }
@@ -208,9 +199,7 @@ func (c Config) Validate() error {
 	check(rw.BearerToken == "" || rw.BearerTokenFile == "", "remote-write.bearer-token and remote-write.bearer-token-file exclude each other")
 	check(rw.TenantHeader == "" || validHeaderName(rw.TenantHeader), "remote-write.tenant-header %q is not a valid header name", rw.TenantHeader)
 
-	check(c.Ready.MaxLag >= 0, "ready.max-lag must be >= 0, got %d", c.Ready.MaxLag)
-	check(c.Ready.Settle >= 0, "ready.settle must be >= 0, got %s", c.Ready.Settle)
-	check(c.Ready.CheckInterval > 0, "ready.check-interval must be > 0, got %s", c.Ready.CheckInterval)
+	errs = append(errs, c.Ready.Validate())
 	if err := c.Bus.Validate(); err != nil {
 		errs = append(errs, err)
 	}

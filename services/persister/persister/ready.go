@@ -2,11 +2,12 @@ package persister
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // lagTracker follows how far the TSDB consumer is behind the partition
@@ -41,34 +42,21 @@ func (l *lagTracker) total() (lag int64, known bool) {
 	return lag, len(l.lags) > 0
 }
 
-// caughtUp judges readiness once: the consumer runs, the settle time has
-// passed (so every partition with a backlog delivered a first record), and
-// the lag — from the hook, else from the records consumed — is within
-// the bound. No record at all by then means nothing to catch up on.
-func (s *Service) caughtUp(ctx context.Context, started time.Time) (bool, string) {
-	if since := s.now().Sub(started); since < s.cfg.Ready.Settle {
-		return false, "starting: consumer settling"
-	}
-	var (
-		lag   int64
-		known bool
-	)
-	if s.lagHook != nil {
-		l, err := s.lagHook(ctx)
-		if err != nil {
-			return false, "consumer lag unknown: " + err.Error()
+// consumerLag is the lag readiness waits on: from the hook, else from
+// the records consumed — known only after the settle time, so every
+// partition with a backlog had its chance to deliver a first record.
+func (s *Service) consumerLag(started time.Time) service.LagFunc {
+	return func(ctx context.Context) (int64, bool, error) {
+		if s.lagHook != nil {
+			lag, err := s.lagHook(ctx)
+			return lag, err == nil, err
 		}
-		lag, known = l, true
-	} else {
-		lag, known = s.lag.total()
+		if s.now().Sub(started) < s.cfg.Ready.Settle {
+			return 0, false, nil
+		}
+		lag, known := s.lag.total()
+		return lag, known, nil
 	}
-	if known {
-		s.ingest.lag.Set(float64(lag))
-	}
-	if known && lag > s.cfg.Ready.MaxLag {
-		return false, fmt.Sprintf("catching up: %d records behind topic-metrics", lag)
-	}
-	return true, ""
 }
 
 // watchReady marks the prober ready once the router runs and the consumer
@@ -82,26 +70,19 @@ func (s *Service) watchReady(ctx context.Context) {
 		return
 	}
 	started := s.now()
-	t := time.NewTicker(s.cfg.Ready.CheckInterval)
-	defer t.Stop()
-	for {
-		ok, reason := s.caughtUp(ctx, started)
-		if ctx.Err() != nil {
-			return
-		}
-		if ok {
-			lag, _ := s.lag.total()
-			s.logger.Info("caught up with topic-metrics, ready", "lag", lag, "after", s.now().Sub(started))
-			s.caught.Store(true)
-			s.ingest.caughtUp.Set(1)
-			s.prober.Ready()
-			return
-		}
-		s.prober.NotReady(reason)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	lag, ok := service.CatchUp{
+		Config:  s.cfg.Ready,
+		Lag:     s.consumerLag(started),
+		Topics:  contract.TopicMetrics,
+		Prober:  s.prober,
+		Now:     s.now,
+		Observe: func(lag int64) { s.ingest.lag.Set(float64(lag)) },
+	}.Wait(ctx)
+	if !ok {
+		return
 	}
+	s.logger.Info("caught up with topic-metrics, ready", "lag", lag, "after", s.now().Sub(started))
+	s.caught.Store(true)
+	s.ingest.caughtUp.Set(1)
+	s.prober.Ready()
 }

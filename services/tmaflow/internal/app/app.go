@@ -19,6 +19,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/broker"
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/service"
 	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
@@ -192,6 +193,7 @@ func (a *App) startLabeler(cfg Config, kcfg kafka.Config) error {
 		Registry:   reg,
 		Prober:     a.addComponent(TargetLabeler),
 		Logger:     logger,
+		Lag:        sub.LagOf(contract.TopicMonitor, contract.TopicSamples),
 	}); err != nil {
 		return fmt.Errorf("labeler: %w", err)
 	}
@@ -222,6 +224,7 @@ func (a *App) startPersister(cfg Config, kcfg kafka.Config) error {
 		Registry:   reg,
 		Prober:     a.addComponent(TargetPersister),
 		Logger:     logger,
+		Lag:        sub.LagOf(contract.TopicMetrics),
 	}
 	if cfg.Persister.RemoteWrite.Enabled() {
 		kcfg.ConsumerGroup = cfg.Persister.RemoteWrite.ConsumerGroup
