@@ -1,0 +1,218 @@
+package ruler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// webhook records the notifications an Alertmanager sends.
+type webhook struct {
+	mu    sync.Mutex
+	posts []webhookPost
+	srv   *httptest.Server
+}
+
+type webhookPost struct {
+	at     time.Time
+	Status string `json:"status"`
+	Alerts []struct {
+		Status   string            `json:"status"`
+		Labels   map[string]string `json:"labels"`
+		StartsAt time.Time         `json:"startsAt"`
+	} `json:"alerts"`
+}
+
+func newWebhook(t *testing.T) *webhook {
+	w := &webhook{}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var p webhookPost
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &p); err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		p.at = time.Now()
+		w.mu.Lock()
+		w.posts = append(w.posts, p)
+		w.mu.Unlock()
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+func (w *webhook) received() []webhookPost {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]webhookPost(nil), w.posts...)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// startAlertmanager runs Debian's Alertmanager with a webhook receiver
+// that notifies at once, and returns its URL.
+func startAlertmanager(t *testing.T, hookURL string) string {
+	t.Helper()
+	bin := requireBinary(t, "prometheus-alertmanager")
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [alertname, resource]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+- name: hook
+  webhook_configs:
+  - url: %s
+    send_resolved: true
+`, hookURL)
+	cfgPath := filepath.Join(dir, "alertmanager.yml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin,
+		"--config.file="+cfgPath,
+		"--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--cluster.listen-address=",
+		"--log.level=warn",
+	)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+	url := "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 20*time.Millisecond, "alertmanager ready")
+	return url
+}
+
+// TestAlertmanagerEndToEnd feeds a batch crossing a threshold to the ruler
+// and waits for the real Alertmanager's webhook to receive the alert, then
+// the resolution.
+func TestAlertmanagerEndToEnd(t *testing.T) {
+	hook := newWebhook(t)
+	amURL := startAlertmanager(t, hook.srv.URL)
+
+	dir := t.TempDir()
+	writeRules(t, dir, "demo", "rules.yml", `groups:
+- name: cpu
+  interval: 100ms
+  rules:
+  - alert: HighCPUUsage
+    expr: cpu_usage_percent{resource="demo-host"} > 90
+    annotations:
+      summary: '{{ $labels.resource }} at {{ $value }}%'
+`)
+	cfg := testConfig(dir)
+	cfg.Alerting.AlertmanagerURLs = []string{amURL}
+	ts := newTestService(t, cfg, time.Now)
+	ts.start(t)
+
+	ts.src.live <- record("demo", time.Now(), "cpu_usage_percent", 50, "resource", "demo-host")
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, hook.received(), "below the threshold")
+
+	sent := time.Now()
+	ts.src.live <- record("demo", sent, "cpu_usage_percent", 95, "resource", "demo-host")
+	require.Eventually(t, func() bool { return len(hook.received()) > 0 }, 20*time.Second, time.Millisecond)
+	first := hook.received()[0]
+	t.Logf("batch to webhook through Alertmanager: %s", first.at.Sub(sent))
+	require.Equal(t, "firing", first.Status)
+	require.Len(t, first.Alerts, 1)
+	a := first.Alerts[0]
+	require.Equal(t, map[string]string{"alertname": "HighCPUUsage", "resource": "demo-host", "tenant": "demo"}, a.Labels)
+	require.WithinDuration(t, sent, a.StartsAt, 5*time.Second)
+
+	ts.src.live <- record("demo", time.Now(), "cpu_usage_percent", 40, "resource", "demo-host")
+	require.Eventually(t, func() bool {
+		posts := hook.received()
+		return posts[len(posts)-1].Status == "resolved"
+	}, 20*time.Second, 5*time.Millisecond, "the resolution reaches the webhook")
+	require.Positive(t, testutilCounter(t, ts, "tmaflow_ruler_alerts_sent_total"))
+}
+
+// testutilCounter sums a counter family of the service's registry.
+func testutilCounter(t *testing.T, ts *testService, name string) float64 {
+	t.Helper()
+	mfs, err := ts.reg.Gather()
+	require.NoError(t, err)
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// TestAlertmanagerRetries proves a failed delivery is counted and retried
+// until the Alertmanager takes it.
+func TestAlertmanagerRetries(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		calls  int
+		bodies [][]postable
+	)
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/api/v2/alerts", r.URL.Path)
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls <= 2 {
+			http.Error(w, "not now", http.StatusServiceUnavailable)
+			return
+		}
+		var b []postable
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		bodies = append(bodies, b)
+	}))
+	t.Cleanup(am.Close)
+	dir := t.TempDir()
+	writeRules(t, dir, "acme", "rules.yml", "groups:\n- name: g\n  interval: 1h\n  rules:\n  - {alert: A, expr: x > 1}\n")
+	cfg := testConfig(dir)
+	cfg.Alerting.AlertmanagerURLs = []string{am.URL}
+	ts := newTestService(t, cfg, time.Now)
+	ts.start(t)
+	ts.src.live <- record("acme", time.Now(), "x", 2)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) == 1
+	}, 20*time.Second, time.Millisecond)
+	mu.Lock()
+	require.Equal(t, "A", bodies[0][0].Labels["alertname"])
+	mu.Unlock()
+	require.Equal(t, 2.0, testutilCounter(t, ts, "tmaflow_ruler_alert_send_failures_total"))
+	require.Equal(t, 1.0, testutilCounter(t, ts, "tmaflow_ruler_alerts_sent_total"))
+}
