@@ -64,7 +64,7 @@ func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*
 		// p.w needs p for its metrics.
 		p := newPublisher(nil, transport, a, cfg.PublishTimeout, cfg.WriteTimeout, logger, reg)
 		client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: cfg.WriteTimeout}
-		p.w = newSender(client, cfg, p.requestDone)
+		p.w = newSender(clientCluster{client: client, addr: client.Addr}, cfg, p.requestDone)
 		return p, nil
 	}
 	info, errLog := clientLoggers(logger)

@@ -11,38 +11,47 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	kafka "github.com/segmentio/kafka-go"
+	produceapi "github.com/segmentio/kafka-go/protocol/produce"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
 )
 
 // fakeProducer records produce requests. Each request waits for a value on
-// release when release is set, and answers with the next of errs.
+// release when release is set, and answers with the next of errs: a Kafka
+// error code for every partition, or any other error for the request.
+// Partition i is led by broker i % brokers.
 type fakeProducer struct {
 	partitions int
+	brokers    int
 	release    chan struct{}
 	sent       chan []string // values of each request, as it starts
 
 	mu       sync.Mutex
 	errs     []error
 	metadata int
+	leaders  []int32 // leader of each request's partitions
 }
 
-func (f *fakeProducer) Produce(ctx context.Context, req *kafka.ProduceRequest) (*kafka.ProduceResponse, error) {
+func (f *fakeProducer) Produce(ctx context.Context, req *produceapi.Request) (*produceapi.Response, error) {
 	var values []string
-	for {
-		r, err := req.Records.ReadRecord()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			for {
+				r, err := p.RecordSet.Records.ReadRecord()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					return nil, err
+				}
+				v, err := io.ReadAll(r.Value)
+				if err != nil {
+					return nil, err
+				}
+				values = append(values, string(v))
+			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		v, err := io.ReadAll(r.Value)
-		if err != nil {
-			return nil, err
-		}
-		values = append(values, string(v))
 	}
 	if f.sent != nil {
 		f.sent <- values
@@ -56,19 +65,43 @@ func (f *fakeProducer) Produce(ctx context.Context, req *kafka.ProduceRequest) (
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.errs) == 0 {
-		return &kafka.ProduceResponse{}, nil
+	leader := int32(-1)
+	res := &produceapi.Response{}
+	var code int16
+	if len(f.errs) > 0 {
+		err := f.errs[0]
+		f.errs = f.errs[1:]
+		var kerr kafka.Error
+		if !errors.As(err, &kerr) {
+			return nil, err
+		}
+		code = int16(kerr)
 	}
-	err := f.errs[0]
-	f.errs = f.errs[1:]
-	return &kafka.ProduceResponse{Error: err}, nil
+	for _, t := range req.Topics {
+		rt := produceapi.ResponseTopic{Topic: t.Topic}
+		for _, p := range t.Partitions {
+			l := p.Partition % int32(max(f.brokers, 1))
+			if leader >= 0 && l != leader {
+				return nil, errors.New("mismatching leaders")
+			}
+			leader = l
+			rt.Partitions = append(rt.Partitions, produceapi.ResponsePartition{Partition: p.Partition, ErrorCode: code})
+		}
+		res.Topics = append(res.Topics, rt)
+	}
+	f.leaders = append(f.leaders, leader)
+	return res, nil
 }
 
 func (f *fakeProducer) Metadata(_ context.Context, req *kafka.MetadataRequest) (*kafka.MetadataResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.metadata++
-	return &kafka.MetadataResponse{Topics: []kafka.Topic{{Name: req.Topics[0], Partitions: make([]kafka.Partition, f.partitions)}}}, nil
+	parts := make([]kafka.Partition, f.partitions)
+	for i := range parts {
+		parts[i] = kafka.Partition{Topic: req.Topics[0], ID: i, Leader: kafka.Broker{ID: i % max(f.brokers, 1)}}
+	}
+	return &kafka.MetadataResponse{Topics: []kafka.Topic{{Name: req.Topics[0], Partitions: parts}}}, nil
 }
 
 func (f *fakeProducer) metadataCalls() int {
@@ -123,7 +156,7 @@ func TestSenderBatchesOnlyWhileBusy(t *testing.T) {
 		return func() bool {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return len(s.queues[partitionKey{"t", s.balancer.Balance(keyed(""), 0, 1, 2, 3)}].pending) == n
+			return len(s.queues[0].pending) == n
 		}
 	}
 	write("b", "c")
@@ -139,6 +172,37 @@ func TestSenderBatchesOnlyWhileBusy(t *testing.T) {
 	require.NoError(t, s.Close())
 }
 
+// The records for the partitions of one broker share one request; those
+// of another broker go out beside it.
+func TestSenderOneRequestPerBroker(t *testing.T) {
+	f := &fakeProducer{partitions: 6, brokers: 2, release: make(chan struct{}), sent: make(chan []string, 10)}
+	s := testSender(f, nil)
+	first := make(chan error, 1)
+	go func() { first <- s.WriteMessages(context.Background(), keyed("first")) }()
+	require.Equal(t, []string{"first"}, receiveBatch(t, f.sent))
+
+	var msgs []kafka.Message
+	for i := range 30 {
+		msgs = append(msgs, kafka.Message{Topic: "t", Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	rest := make(chan error, 1)
+	go func() { rest <- s.WriteMessages(context.Background(), msgs...) }()
+	other := receiveBatch(t, f.sent) // the idle broker's, at once
+	f.release <- struct{}{}
+	f.release <- struct{}{}
+	require.NoError(t, <-first)
+	busy := receiveBatch(t, f.sent) // the busy broker's, after "first"
+	f.release <- struct{}{}
+	require.NoError(t, <-rest)
+	require.Len(t, append(other, busy...), 30)
+	require.Empty(t, f.sent, "three requests in all: no retry after mismatching leaders")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Len(t, f.leaders, 3)
+	require.Subset(t, f.leaders, []int32{0, 1}, "each broker got a request")
+	require.NoError(t, s.Close())
+}
+
 func TestSenderRetries(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -151,6 +215,8 @@ func TestSenderRetries(t *testing.T) {
 		{name: "leader moved", errs: []error{kafka.NotLeaderForPartition, kafka.LeaderNotAvailable}, attempts: 3, wantReqs: 3},
 		{name: "attempts exhausted", errs: []error{kafka.NotLeaderForPartition, kafka.NotLeaderForPartition}, attempts: 2, wantErr: kafka.NotLeaderForPartition, wantReqs: 2},
 		{name: "not retriable", errs: []error{kafka.MessageSizeTooLarge}, attempts: 3, wantErr: kafka.MessageSizeTooLarge, wantReqs: 1},
+		{name: "connection dropped", errs: []error{io.ErrUnexpectedEOF}, attempts: 3, wantReqs: 2},
+		{name: "connection never back", errs: []error{io.ErrUnexpectedEOF, io.ErrUnexpectedEOF}, attempts: 2, wantErr: io.ErrUnexpectedEOF, wantReqs: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeProducer{partitions: 2, errs: tc.errs, sent: make(chan []string, 10)}
@@ -192,19 +258,21 @@ func TestSenderPartitioning(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]int{}
 	s.completion = func(string, int) {}
-	orig := s.client
-	s.client = producerFunc{orig, func(req *kafka.ProduceRequest) {
+	orig := s.cluster
+	s.cluster = producerFunc{orig, func(req *produceapi.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		for {
-			r, err := req.Records.ReadRecord()
-			if errors.Is(err, io.EOF) {
-				return
+		for _, p := range req.Topics[0].Partitions {
+			for {
+				r, err := p.RecordSet.Records.ReadRecord()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				require.NoError(t, err)
+				k, err := io.ReadAll(r.Key)
+				require.NoError(t, err)
+				got[string(k)] = int(p.Partition)
 			}
-			require.NoError(t, err)
-			k, err := io.ReadAll(r.Key)
-			require.NoError(t, err)
-			got[string(k)] = req.Partition
 		}
 	}}
 	var msgs []kafka.Message
@@ -221,13 +289,13 @@ func TestSenderPartitioning(t *testing.T) {
 
 // producerFunc inspects requests before passing them on.
 type producerFunc struct {
-	producer
-	inspect func(*kafka.ProduceRequest)
+	cluster
+	inspect func(*produceapi.Request)
 }
 
-func (p producerFunc) Produce(ctx context.Context, req *kafka.ProduceRequest) (*kafka.ProduceResponse, error) {
+func (p producerFunc) Produce(ctx context.Context, req *produceapi.Request) (*produceapi.Response, error) {
 	p.inspect(req)
-	return &kafka.ProduceResponse{}, nil
+	return p.cluster.Produce(ctx, req)
 }
 
 // A publish whose context ends returns at once, and its queued records are
@@ -235,6 +303,7 @@ func (p producerFunc) Produce(ctx context.Context, req *kafka.ProduceRequest) (*
 func TestSenderDeadlineAndClose(t *testing.T) {
 	f := &fakeProducer{partitions: 1, release: make(chan struct{}), sent: make(chan []string, 10)}
 	s := testSender(f, func(c *Config) { c.MaxAttempts = 1 })
+	s.timeout = time.Minute // the request outlives Close's wait
 	stuck := make(chan error, 1)
 	go func() { stuck <- s.WriteMessages(context.Background(), keyed("stuck")) }()
 	require.Equal(t, []string{"stuck"}, receiveBatch(t, f.sent))
