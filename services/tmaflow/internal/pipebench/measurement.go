@@ -19,8 +19,15 @@ type Point struct {
 	// Lags are the consumers' lags in records (tmaflow only), in the
 	// order of consumers.
 	Lags []int64
-	RSS  int64
-	CPU  time.Duration
+	// Handled is each consumer's handler time so far.
+	Handled []handled
+	RSS     int64
+	CPU     time.Duration
+}
+
+// handled is the sum and count of a handler-duration histogram.
+type handled struct {
+	seconds, count float64
 }
 
 // Measurement is one load run and what was read during it.
@@ -96,6 +103,16 @@ func (m *Measurement) CPU() float64 {
 func (m *Measurement) Failed() int64 {
 	a, b := m.window()
 	return b.Failed - a.Failed
+}
+
+// HandlerMean is consumer i's mean handler time in the window.
+func (m *Measurement) HandlerMean(i int) time.Duration {
+	a, b := m.window()
+	if len(a.Handled) <= i || len(b.Handled) <= i || b.Handled[i].count == a.Handled[i].count {
+		return 0
+	}
+	mean := (b.Handled[i].seconds - a.Handled[i].seconds) / (b.Handled[i].count - a.Handled[i].count)
+	return time.Duration(mean * float64(time.Second))
 }
 
 // LagSlope is the growth of the total consumer lag in the window, in
@@ -183,6 +200,13 @@ func (b *bench) printRun(m *Measurement) {
 	}
 	b.printf("%-12s offered %s samples/s, accepted %.0f/s, stored %.0f/s, lag %d–%d records (slope %+.1f/s), RSS %.0f–%.0f MiB, CPU %.2f cores %s\n",
 		m.Name, offered, m.Sent(), m.Stored(), lo, hi, m.LagSlope(), mib(rlo), mib(rhi), m.CPU(), verdict)
+	if pts := m.windowPoints(); len(pts) > 0 && len(pts[0].Lags) > 0 {
+		line := ""
+		for i, c := range consumers {
+			line += fmt.Sprintf(" %s %d→%d (handler mean %s),", c.name, pts[0].Lags[i], pts[len(pts)-1].Lags[i], m.HandlerMean(i).Round(time.Microsecond))
+		}
+		b.printf("%-12s lag over the window:%s records\n", m.Name, strings.TrimSuffix(line, ","))
+	}
 	if m.FirstError != nil {
 		b.printf("%-12s %d requests failed, first: %v\n", m.Name, m.Failed(), m.FirstError)
 	}

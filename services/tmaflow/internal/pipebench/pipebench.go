@@ -124,6 +124,9 @@ var consumers = []consumer{
 const (
 	metricAppended = "prometheus_tsdb_head_samples_appended_total"
 	metricRejected = "tmaflow_persister_rejected_samples_total"
+	// metricHandler is the bus router's handler time: a partition takes
+	// one record at a time, so it bounds each consumer's rate.
+	metricHandler = "tmaflow_bus_handler_duration_seconds"
 )
 
 // Report is what the benchmark measured.
@@ -393,11 +396,20 @@ func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, 
 	err := b.sample(ctx, r, warmup+window, func(p *Point) error {
 		p.Sent = st.ok.Load() * int64(b.cfg.DataItems)
 		p.Failed = st.failed.Load()
-		m, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended, metricRejected)
+		m, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended, metricRejected, metricHandler)
 		if err != nil {
 			return err
 		}
 		p.Stored, p.Rejected = m[metricAppended], m[metricRejected]
+		lm, err := scrape(ctx, b.client, "http://"+b.addrs.labeler+"/metrics", metricHandler)
+		if err != nil {
+			return err
+		}
+		// In the order of consumers.
+		p.Handled = []handled{
+			{lm[metricHandler+"_sum"], lm[metricHandler+"_count"]},
+			{m[metricHandler+"_sum"], m[metricHandler+"_count"]},
+		}
 		p.Lags, err = b.lags.lags(ctx, consumers)
 		if err != nil {
 			return err

@@ -61,10 +61,20 @@ prometheus_tsdb_head_samples_appended_total{type="histogram"} 34
 tmaflow_persister_rejected_samples_total{reason="too_old"} 0
 # TYPE go_goroutines gauge
 go_goroutines 12
+# TYPE tmaflow_bus_handler_duration_seconds histogram
+tmaflow_bus_handler_duration_seconds_bucket{handler="a",le="+Inf"} 3
+tmaflow_bus_handler_duration_seconds_sum{handler="a"} 0.5
+tmaflow_bus_handler_duration_seconds_count{handler="a"} 3
+tmaflow_bus_handler_duration_seconds_bucket{handler="b",le="+Inf"} 1
+tmaflow_bus_handler_duration_seconds_sum{handler="b"} 0.25
+tmaflow_bus_handler_duration_seconds_count{handler="b"} 1
 `
-	got, err := sumMetrics(strings.NewReader(text), metricAppended, metricRejected, "go_goroutines", "absent_total")
+	got, err := sumMetrics(strings.NewReader(text), metricAppended, metricRejected, "go_goroutines", "absent_total", metricHandler)
 	require.NoError(t, err)
-	require.Equal(t, map[string]float64{metricAppended: 1234, metricRejected: 0, "go_goroutines": 12}, got)
+	require.Equal(t, map[string]float64{
+		metricAppended: 1234, metricRejected: 0, "go_goroutines": 12,
+		metricHandler + "_sum": 0.75, metricHandler + "_count": 4,
+	}, got)
 
 	_, err = sumMetrics(strings.NewReader("not { metrics"), metricAppended)
 	require.Error(t, err)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/procfs"
@@ -169,7 +170,8 @@ func scrape(ctx context.Context, client *http.Client, url string, names ...strin
 }
 
 // sumMetrics parses the text exposition format and sums every series of
-// the named metrics; a metric not exposed is absent from the result.
+// the named metrics; a histogram gives <name>_sum and <name>_count. A
+// metric not exposed is absent from the result.
 func sumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
@@ -182,9 +184,12 @@ func sumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 		if !ok {
 			continue
 		}
-		sum := 0.0
+		sum, hsum, hcount := 0.0, 0.0, 0.0
 		for _, m := range f.GetMetric() {
 			switch {
+			case m.GetHistogram() != nil:
+				hsum += m.GetHistogram().GetSampleSum()
+				hcount += float64(m.GetHistogram().GetSampleCount())
 			case m.GetCounter() != nil:
 				sum += m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
@@ -192,6 +197,10 @@ func sumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 			case m.GetUntyped() != nil:
 				sum += m.GetUntyped().GetValue()
 			}
+		}
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			out[n+"_sum"], out[n+"_count"] = hsum, hcount
+			continue
 		}
 		out[n] = sum
 	}
