@@ -193,12 +193,6 @@ func TestIngestWaitsForTSDB(t *testing.T) {
 // BenchmarkHandleMetrics measures one topic-metrics record end to end in
 // the handler: Avro decode, labels, TSDB append and commit.
 func BenchmarkHandleMetrics(b *testing.B) {
-	cfg := DefaultConfig()
-	cfg.ListenAddress = "127.0.0.1:0"
-	cfg.TSDB.Path = b.TempDir()
-	s, err := newService(cfg, Options{Subscriber: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}), Publisher: &fakePublisher{}}, nil)
-	require.NoError(b, err)
-	b.Cleanup(func() { require.NoError(b, s.Close()) })
 	const nSeries, nSamples = 100, 10
 	bt := &samples.Batch{Tenant: "acme", Source: samples.SourceTMA}
 	for i := range nSeries {
@@ -214,6 +208,37 @@ func BenchmarkHandleMetrics(b *testing.B) {
 		}
 		payloads = append(payloads, samples.Encode(nil, bt))
 	}
+	benchHandle(b, payloads, nSeries*nSamples)
+}
+
+// BenchmarkHandleMetricsTMA measures the handler on what the labeler makes
+// of one 20-observation TMA message: one batch of 20 series (the labeler's
+// labels) with one sample each, as `make bench-pipeline` sends.
+func BenchmarkHandleMetricsTMA(b *testing.B) {
+	const nResources, nSeries, nPayloads = 256, 20, 1 << 15
+	payloads := make([][]byte, nPayloads)
+	bt := &samples.Batch{Tenant: "demo", Source: samples.SourceTMA}
+	for i := range payloads {
+		bt.Series = bt.Series[:0]
+		for d := range nSeries {
+			bt.Series = append(bt.Series, series("tma_measurement", "description_id", strconv.Itoa(d),
+				"probe", "probe-python-demo", "resource_id", strconv.Itoa(101098+i%nResources), "tenant", "demo"))
+			bt.Series[d].Samples = []samples.Sample{{TimestampMs: int64(i/nResources+1) * 10, Value: float64(i + d)}}
+		}
+		payloads[i] = samples.Encode(nil, bt)
+	}
+	benchHandle(b, payloads, nSeries)
+}
+
+// benchHandle passes the payloads to the handler in turn, starting over
+// on a fresh TSDB when they run out (their timestamps start over too).
+func benchHandle(b *testing.B, payloads [][]byte, samplesPerPayload int) {
+	cfg := DefaultConfig()
+	cfg.ListenAddress = "127.0.0.1:0"
+	cfg.TSDB.Path = b.TempDir()
+	s, err := newService(cfg, Options{Subscriber: gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}), Publisher: &fakePublisher{}}, nil)
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, s.Close()) })
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
@@ -221,7 +246,7 @@ func BenchmarkHandleMetrics(b *testing.B) {
 		if i == len(payloads) {
 			b.StopTimer()
 			require.NoError(b, s.db.Close())
-			cfg.TSDB.Path = b.TempDir() // the payloads start over in time
+			cfg.TSDB.Path = b.TempDir()
 			s.db, err = openTSDB(cfg.TSDB, nil, nil)
 			require.NoError(b, err)
 			s.store.db = s.db
@@ -233,5 +258,5 @@ func BenchmarkHandleMetrics(b *testing.B) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(b.N*nSeries*nSamples)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(b.N*samplesPerPayload)/b.Elapsed().Seconds(), "samples/s")
 }

@@ -126,9 +126,19 @@ type prepared struct {
 // prepare turns the batch's series into label sets, sorted samples and
 // rejections of series whose labels cannot be stored. Series with equal
 // label sets are merged, so each is appended once, in timestamp order.
+// The samples stay in the batch's memory (the handler owns its decoder
+// until it returns) unless a merge needs a copy.
 func prepare(b *samples.Batch, res *appendResult) []prepared {
 	out := make([]prepared, 0, len(b.Series))
-	byHash := map[uint64][]int{}
+	// A batch holds a resource's series: few, and almost never two with
+	// one label set, so hashes are compared in a list; a map only for
+	// large batches.
+	hashes := make([]uint64, 0, len(b.Series))
+	var byHash map[uint64][]int
+	if len(b.Series) > maxLinearMerge {
+		byHash = make(map[uint64][]int, len(b.Series))
+	}
+	cloned := map[int]bool{}
 	sb := labels.NewScratchBuilder(8)
 	for i := range b.Series {
 		s := &b.Series[i]
@@ -138,19 +148,21 @@ func prepare(b *samples.Batch, res *appendResult) []prepared {
 			continue
 		}
 		h := lset.Hash()
-		merged := false
-		for _, j := range byHash[h] {
-			if labels.Equal(out[j].lset, lset) {
-				out[j].samples = append(out[j].samples, s.Samples...)
-				merged = true
-				break
+		if j, ok := findSeries(out, hashes, byHash, h, lset); ok {
+			if !cloned[j] {
+				// Appending in place would overwrite the next series'
+				// samples in the decoder's memory.
+				out[j].samples = slices.Clone(out[j].samples)
+				cloned[j] = true
 			}
-		}
-		if merged {
+			out[j].samples = append(out[j].samples, s.Samples...)
 			continue
 		}
-		byHash[h] = append(byHash[h], len(out))
-		out = append(out, prepared{lset: lset, src: s.Labels, samples: slices.Clone(s.Samples), meta: s.Metadata})
+		if byHash != nil {
+			byHash[h] = append(byHash[h], len(out))
+		}
+		hashes = append(hashes, h)
+		out = append(out, prepared{lset: lset, src: s.Labels, samples: s.Samples, meta: s.Metadata})
 	}
 	for i := range out {
 		p := &out[i]
@@ -158,7 +170,17 @@ func prepare(b *samples.Batch, res *appendResult) []prepared {
 		// wins. The head checks samples of one uncommitted series only
 		// against what is committed, and drops the later of two at one
 		// timestamp silently at commit: repeats are settled here.
-		slices.SortStableFunc(p.samples, func(a, b samples.Sample) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) })
+		if !slices.IsSortedFunc(p.samples, cmpSampleTime) {
+			slices.SortStableFunc(p.samples, cmpSampleTime)
+		}
+		if !repeatsTimestamp(p.samples) {
+			continue
+		}
+		if !cloned[i] {
+			// Compacting in place would change the batch that a retried
+			// append reads again.
+			p.samples = slices.Clone(p.samples)
+		}
 		kept := p.samples[:0]
 		for _, smp := range p.samples {
 			if n := len(kept); n > 0 && kept[n-1].TimestampMs == smp.TimestampMs {
@@ -175,6 +197,40 @@ func prepare(b *samples.Batch, res *appendResult) []prepared {
 	}
 	return out
 }
+
+// maxLinearMerge is the most series prepare compares in a list.
+const maxLinearMerge = 64
+
+// findSeries returns the index in out of the series with label set lset
+// and hash h.
+func findSeries(out []prepared, hashes []uint64, byHash map[uint64][]int, h uint64, lset labels.Labels) (int, bool) {
+	if byHash != nil {
+		for _, j := range byHash[h] {
+			if labels.Equal(out[j].lset, lset) {
+				return j, true
+			}
+		}
+		return 0, false
+	}
+	for j, oh := range hashes {
+		if oh == h && labels.Equal(out[j].lset, lset) {
+			return j, true
+		}
+	}
+	return 0, false
+}
+
+// repeatsTimestamp reports whether sorted samples hold a timestamp twice.
+func repeatsTimestamp(ss []samples.Sample) bool {
+	for i := 1; i < len(ss); i++ {
+		if ss[i].TimestampMs == ss[i-1].TimestampMs {
+			return true
+		}
+	}
+	return false
+}
+
+func cmpSampleTime(a, b samples.Sample) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) }
 
 // seriesLabels builds the label set of a series: empty values dropped (an
 // empty label is an absent one in Prometheus), names checked, the tenant

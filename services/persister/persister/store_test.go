@@ -230,3 +230,42 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*nSeries*nSamples)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// TestPrepareLeavesBatchForRetry prepares one batch twice, as a retried
+// TSDB commit does: samples are sorted in place but never compacted or
+// extended there, so the second pass sees the same batch and decides the
+// same. Large batches take the hash map, small ones the list.
+func TestPrepareLeavesBatchForRetry(t *testing.T) {
+	for _, extra := range []int{0, maxLinearMerge} {
+		t.Run(strconv.Itoa(extra)+" more series", func(t *testing.T) {
+			orig := batch("acme",
+				at(series("x", "r", "1"), 2*time.Second, 5, time.Second, 1, time.Second, 2, 3*time.Second, 7),
+				at(series("y", "r", "1"), time.Second, 1),
+				at(series("z", "r", "1"), time.Second, 3),
+				at(series("y", "r", "1", "tenant", "acme"), 2*time.Second, 2, time.Second, 1),
+			)
+			for i := range extra {
+				orig.Series = append(orig.Series, at(series("w", "i", strconv.Itoa(i)), time.Second, 1))
+			}
+			// Decoded, as the handler has it: the series' samples share
+			// the decoder's memory.
+			b, err := (&samples.Decoder{}).Decode(samples.Encode(nil, orig))
+			require.NoError(t, err)
+			var results [2]appendResult
+			var prepared [2][]prepared
+			for i := range results {
+				prepared[i] = prepare(b, &results[i])
+			}
+			require.Equal(t, results[0], results[1])
+			require.Equal(t, prepared[0], prepared[1])
+			require.Equal(t, 1, results[0].stored, "y repeats 1s with its value")
+			require.Equal(t, []samples.Sample{{TimestampMs: ms(time.Second), Value: 2}}, rejectedOf(results[0], reasonDuplicate))
+			require.Len(t, prepared[0], 3+extra)
+			require.Equal(t, []samples.Sample{
+				{TimestampMs: ms(time.Second), Value: 1}, {TimestampMs: ms(2 * time.Second), Value: 5}, {TimestampMs: ms(3 * time.Second), Value: 7},
+			}, prepared[0][0].samples)
+			require.Equal(t, []samples.Sample{{TimestampMs: ms(time.Second), Value: 1}, {TimestampMs: ms(2 * time.Second), Value: 2}}, prepared[0][1].samples)
+			require.Equal(t, []samples.Sample{{TimestampMs: ms(time.Second), Value: 3}}, prepared[0][2].samples, "the merge did not overwrite the next series")
+		})
+	}
+}
