@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/contract"
@@ -136,9 +137,17 @@ func (s *Service) count(input string, outs []out, st stats) {
 	s.metrics.batches.WithLabelValues(input).Add(float64(len(outs)))
 	s.metrics.series.WithLabelValues(input).Add(float64(series))
 	s.metrics.samples.WithLabelValues(input).Add(float64(smp))
-	s.metrics.unknown.WithLabelValues("probe").Add(float64(st.unknownProbe))
-	s.metrics.unknown.WithLabelValues("resource").Add(float64(st.unknownResource))
-	s.metrics.unknown.WithLabelValues("description").Add(float64(st.unknownDescription))
-	s.metrics.dropped.WithLabelValues(input, "label_rule").Add(float64(st.droppedByRule))
-	s.metrics.dropped.WithLabelValues(input, "invalid").Add(float64(st.droppedInvalid))
+	// The series exist from the start (newMetrics): a label lookup only
+	// for what is there to count.
+	addNonZero(s.metrics.unknown, st.unknownProbe, "probe")
+	addNonZero(s.metrics.unknown, st.unknownResource, "resource")
+	addNonZero(s.metrics.unknown, st.unknownDescription, "description")
+	addNonZero(s.metrics.dropped, st.droppedByRule, input, "label_rule")
+	addNonZero(s.metrics.dropped, st.droppedInvalid, input, "invalid")
+}
+
+func addNonZero(c *prometheus.CounterVec, n int, lvs ...string) {
+	if n != 0 {
+		c.WithLabelValues(lvs...).Add(float64(n))
+	}
 }

@@ -68,12 +68,21 @@ func (s *snapshot) mapTMA(m *tma.Message, rec record, st *stats) []samples.Serie
 	common = append(common,
 		samples.Label{Name: registry.LabelResourceID, Value: strconv.FormatInt(m.ResourceID, 10)},
 		samples.Label{Name: registry.LabelTenant, Value: rec.tenant})
+	// Sorted once here, each series' labels (the name in front) are
+	// mostly sorted already, which the sort then only checks.
+	sortLabels(common)
 
 	series := make([]samples.Series, 0, len(m.Data))
-	byDesc := make(map[seriesOf]int, len(m.Data))
+	// The series of each entry of series. A message has a few dozen data
+	// items at most, so a list (on the stack) beats a map.
+	var keysBuf [32]seriesOf
+	keys := keysBuf[:0]
 	// One slab for every sample of the message; a description repeated
 	// in the message may outgrow its part and reallocate.
 	slab := make([]samples.Sample, 0, m.Observations())
+	// One slab for every series' labels too: each takes at most the
+	// common labels plus a name and a description_id.
+	lslab := make([]samples.Label, 0, len(m.Data)*(len(common)+2))
 	for i := range m.Data {
 		d := &m.Data[i]
 		n := len(d.Observations)
@@ -85,11 +94,13 @@ func (s *snapshot) mapTMA(m *tma.Message, rec record, st *stats) []samples.Serie
 		}
 		// Two data items of one description and type in one message are one
 		// series; a measurement and an event of one description are two.
-		idx, seen := byDesc[seriesOf{d.DescriptionID, d.Type}]
-		if !seen {
+		key := seriesOf{d.DescriptionID, d.Type}
+		idx := slices.Index(keys, key)
+		if idx < 0 {
 			idx = len(series)
-			byDesc[seriesOf{d.DescriptionID, d.Type}] = idx
-			ser := s.newTMASeries(d, common, st)
+			keys = append(keys, key)
+			var ser samples.Series
+			ser, lslab = s.newTMASeries(d, common, lslab, st)
 			off := len(slab)
 			slab = slab[:off+n]
 			ser.Samples = slab[off : off : off+n]
@@ -115,9 +126,19 @@ func (s *snapshot) resourceLabels(r *resource) []samples.Label {
 	return r.labels
 }
 
-func (s *snapshot) newTMASeries(d *tma.Data, common []samples.Label, st *stats) samples.Series {
+// newTMASeries makes the series of a data item, its labels taken from
+// the front of slab's spare capacity (or allocated when it has too
+// little); it returns the rest of slab.
+func (s *snapshot) newTMASeries(d *tma.Data, common, slab []samples.Label, st *stats) (samples.Series, []samples.Label) {
 	desc := s.descriptions[d.DescriptionID]
-	ls := make([]samples.Label, 0, len(common)+2)
+	n := len(common) + 2
+	var ls []samples.Label
+	if cap(slab)-len(slab) >= n {
+		ls = slab[len(slab) : len(slab) : len(slab)+n]
+		slab = slab[:len(slab)+n]
+	} else {
+		ls = make([]samples.Label, 0, n)
+	}
 	var ser samples.Series
 	if desc != nil {
 		name, meta := desc.series(d.Type)
@@ -138,7 +159,7 @@ func (s *snapshot) newTMASeries(d *tma.Data, common []samples.Label, st *stats) 
 	ls = append(ls, common...)
 	sortLabels(ls)
 	ser.Labels = ls
-	return ser
+	return ser, slab
 }
 
 // labelled prepares the series of a topic-samples batch: a tenant label
@@ -193,19 +214,43 @@ func (s *snapshot) finish(series []samples.Series, rec record, source string, st
 	}
 
 	var outs []out
-	groups := map[string]int{}
+	// The ident of each batch in outs; a TMA message makes one, so a
+	// list beats a map, and the ident string is built once per batch.
+	var idents []ident
+	var groups map[ident]int
 	for _, ser := range kept {
-		id := resourceIdent(ser.Labels)
-		i, ok := groups[id]
+		id := resourceOf(ser.Labels)
+		i, ok := 0, false
+		if groups != nil {
+			i, ok = groups[id]
+		} else if i = slices.Index(idents, id); i >= 0 {
+			ok = true
+		}
 		if !ok {
 			i = len(outs)
-			groups[id] = i
-			outs = append(outs, out{key: samples.MetricsKey(rec.tenant, id), batch: samples.Batch{Tenant: rec.tenant, Source: source}})
+			idents = append(idents, id)
+			if groups == nil && len(idents) > maxListedGroups {
+				groups = make(map[ident]int, 2*len(idents))
+				for j, g := range idents {
+					groups[g] = j
+				}
+			} else if groups != nil {
+				groups[id] = i
+			}
+			b := samples.Batch{Tenant: rec.tenant, Source: source}
+			if i == 0 {
+				// Usually the only batch: room for every series.
+				b.Series = make([]samples.Series, 0, len(kept))
+			}
+			outs = append(outs, out{key: samples.MetricsKey(rec.tenant, id.String()), batch: b})
 		}
 		outs[i].batch.Series = append(outs[i].batch.Series, ser)
 	}
 	return outs
 }
+
+// maxListedGroups is the most batches finish looks up in a list.
+const maxListedGroups = 8
 
 // relabel runs the label rules over ls with the record's meta labels; it
 // reports false when a rule dropped the series. The result is sorted, has
@@ -237,28 +282,43 @@ func (s *snapshot) relabel(lb *labels.Builder, ls []samples.Label, rec record, r
 	return out, true
 }
 
-// resourceIdent picks what keys a series' batch: the resource it belongs
-// to, so all series of one resource land in one partition and are appended
-// in order. TMA series and recording rules over them carry resource_id;
+// identLabels are the labels resourceOf picks from, best first.
+func identLabels() [5]string {
+	return [...]string{registry.LabelResourceID, registry.LabelResource, "instance", "job", labels.MetricName}
+}
+
+// ident is what keys a series' batch, as "<label>=<value>": the index of
+// the label in identLabels (len when none) and its value.
+type ident struct {
+	label int
+	value string
+}
+
+func (id ident) String() string {
+	if names := identLabels(); id.label < len(names) {
+		return names[id.label] + "=" + id.value
+	}
+	return ""
+}
+
+// resourceOf picks what keys a series' batch: the resource it belongs to,
+// so all series of one resource land in one partition and are appended in
+// order. TMA series and recording rules over them carry resource_id;
 // labelled input has resource, instance or job; the metric name is the
 // last resort. Every choice is a function of the labels, so one series is
 // always keyed the same.
-func resourceIdent(ls []samples.Label) string {
-	var byName = [...]string{registry.LabelResourceID, registry.LabelResource, "instance", "job", labels.MetricName}
-	best := len(byName)
-	val := ""
+func resourceOf(ls []samples.Label) ident {
+	names := identLabels()
+	id := ident{label: len(names)}
 	for _, l := range ls {
-		for i, n := range byName[:best] {
+		for i, n := range names[:id.label] {
 			if l.Name == n {
-				best, val = i, l.Value
+				id = ident{label: i, value: l.Value}
 				break
 			}
 		}
 	}
-	if best < len(byName) {
-		return byName[best] + "=" + val
-	}
-	return ""
+	return id
 }
 
 // validLabels reports whether ls has a metric name and unique label names;
