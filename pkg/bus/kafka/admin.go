@@ -105,15 +105,27 @@ func (a *admin) partitionIDs(ctx context.Context, topic string) ([]int, error) {
 	return nil, fmt.Errorf("partitions of %s: %w", topic, err)
 }
 
-// ping asks a broker for its API versions. Unlike metadata, which the
-// transport answers from its cache, this is a real round trip.
+// ping connects to a broker — TLS handshake and SASL authentication
+// included, so their failures show with their cause, which the shared
+// transport reports only as "broker not available" — and asks it for its
+// API versions: a real round trip, unlike metadata, which the transport
+// answers from its cache.
 func (a *admin) ping(ctx context.Context) error {
-	res, err := a.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{Addr: a.addr})
-	if err != nil {
-		return fmt.Errorf("ping kafka: %w", err)
+	var errs []error
+	for _, b := range a.brokers {
+		conn, err := a.dialer.DialContext(ctx, "tcp", b)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ping kafka %s: %w", b, err))
+			continue
+		}
+		_, err = conn.ApiVersions()
+		if cerr := conn.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("ping kafka %s: %w", b, err))
 	}
-	if res.Error != nil {
-		return fmt.Errorf("ping kafka: %w", res.Error)
-	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -53,6 +53,13 @@ type Config struct {
 	FetchMaxWait      time.Duration
 	FetchMaxBytes     int
 	NackBackoff       time.Duration
+
+	TLS  TLSConfig
+	SASL SASLConfig
+
+	// security is TLS and SASL resolved (files read); nil until
+	// withSecurity, which the constructors call.
+	security *security
 }
 
 // Start offsets of a consumer without a committed offset.
@@ -67,7 +74,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.StringVar(&c.ClientID, "kafka.client-id", "tmaflow", "Kafka client id.")
 	f.IntVar(&c.Partitions, "kafka.partitions", 8, "Partitions of topics created when missing.")
 	f.IntVar(&c.ReplicationFactor, "kafka.replication-factor", 1, "Replication factor of topics created when missing (-1: broker default).")
-	f.DurationVar(&c.BatchTimeout, "kafka.batch-timeout", 0, "Longest a produced record waits for its batch to fill (kafka-go Writer). 0: no waiting; a record goes out at once when its partition has no produce request in flight, else with the records queued behind that request.")
+	f.DurationVar(&c.BatchTimeout, "kafka.batch-timeout", 0, "Longest a produced record waits for its batch to fill (kafka-go Writer). 0: no waiting; a record goes out at once when its broker has no produce request in flight, else with the records queued behind that request.")
 	f.IntVar(&c.BatchSize, "kafka.batch-size", 100, "Records per produce batch and partition before it is sent at once.")
 	f.Int64Var(&c.BatchBytes, "kafka.batch-bytes", 1<<20, "Bytes per produce batch and partition before it is sent at once; larger records are refused.")
 	f.DurationVar(&c.WriteTimeout, "kafka.write-timeout", 10*time.Second, "Timeout of one produce request.")
@@ -83,6 +90,8 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.FetchMaxWait, "kafka.fetch-max-wait", 500*time.Millisecond, "Longest an idle fetch waits on the broker; also how long giving up a partition can take.")
 	f.IntVar(&c.FetchMaxBytes, "kafka.fetch-max-bytes", 1<<20, "Most bytes fetched per partition and request.")
 	f.DurationVar(&c.NackBackoff, "kafka.nack-backoff", 100*time.Millisecond, "Delay before a nacked message is delivered again.")
+	c.TLS.registerFlags(f)
+	c.SASL.registerFlags(f)
 }
 
 // DefaultConfig returns the flag defaults, for tests and embedding callers.
@@ -121,6 +130,8 @@ func (c Config) Validate() error {
 	check(c.FetchMaxWait > 0, "kafka.fetch-max-wait must be > 0, got %s", c.FetchMaxWait)
 	check(c.FetchMaxBytes > 0, "kafka.fetch-max-bytes must be > 0, got %d", c.FetchMaxBytes)
 	check(c.NackBackoff >= 0, "kafka.nack-backoff must be >= 0, got %s", c.NackBackoff)
+	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.SASL.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -142,12 +153,22 @@ func (c Config) startOffset() int64 {
 	return kafka.FirstOffset
 }
 
+// dialer and transport use the security of a config that went through
+// withSecurity, and none otherwise.
 func (c Config) dialer() *kafka.Dialer {
-	return &kafka.Dialer{ClientID: c.ClientID, Timeout: c.DialTimeout, DualStack: true}
+	d := &kafka.Dialer{ClientID: c.ClientID, Timeout: c.DialTimeout, DualStack: true}
+	if c.security != nil {
+		d.TLS, d.SASLMechanism = c.security.tls, c.security.sasl
+	}
+	return d
 }
 
 func (c Config) transport() *kafka.Transport {
-	return &kafka.Transport{ClientID: c.ClientID, DialTimeout: c.DialTimeout}
+	t := &kafka.Transport{ClientID: c.ClientID, DialTimeout: c.DialTimeout}
+	if c.security != nil {
+		t.TLS, t.SASL = c.security.tls, c.security.sasl
+	}
+	return t
 }
 
 // clientLoggers adapts slog to kafka-go's Printf loggers, both at debug:

@@ -58,6 +58,10 @@ func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg, err := cfg.withSecurity()
+	if err != nil {
+		return nil, err
+	}
 	transport := cfg.transport()
 	a := newAdmin(cfg, transport)
 	if cfg.BatchTimeout == 0 {

@@ -58,6 +58,10 @@ func NewSubscriber(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg, err := cfg.withSecurity()
+	if err != nil {
+		return nil, err
+	}
 	transport := cfg.transport()
 	info, errLog := clientLoggers(logger)
 	return &Subscriber{
