@@ -24,6 +24,7 @@ import (
 	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
 	"github.com/tmaflow/tmaflow/services/persister/persister"
+	"github.com/tmaflow/tmaflow/services/ruler/ruler"
 )
 
 // Options are the process-wide dependencies; the zero value is usable.
@@ -53,6 +54,7 @@ type App struct {
 	monitor     *monitor.Service   // nil unless a target
 	labeler     *labeler.Service   // nil unless a target
 	persister   *persister.Service // nil unless a target
+	ruler       *ruler.Service     // nil unless a target
 	components  []component
 	debug       *service.HTTPServer
 
@@ -146,6 +148,11 @@ func New(cfg Config, opts Options) (_ *App, err error) {
 	}
 	if slices.Contains(targets, TargetPersister) {
 		if err := a.startPersister(rc, kcfg); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(targets, TargetRuler) {
+		if err := a.startRuler(rc, kcfg); err != nil {
 			return nil, err
 		}
 	}
@@ -243,6 +250,27 @@ func (a *App) startPersister(cfg Config, kcfg kafka.Config) error {
 	return nil
 }
 
+// startRuler builds the ruler. It reads every partition of topic-metrics
+// without a consumer group, from the start of its window.
+func (a *App) startRuler(cfg Config, kcfg kafka.Config) error {
+	reg, err := componentRegistry()
+	if err != nil {
+		return err
+	}
+	kcfg.ConsumerGroup = ""
+	if a.ruler, err = ruler.New(cfg.Ruler, ruler.Options{
+		Publisher: a.publisher,
+		Kafka:     kcfg,
+		Registry:  reg,
+		Prober:    a.addComponent(TargetRuler),
+		Logger:    a.logger.With("component", TargetRuler),
+	}); err != nil {
+		return fmt.Errorf("ruler: %w", err)
+	}
+	a.group.Add(a.ruler.Execute, a.ruler.Interrupt)
+	return nil
+}
+
 // componentRegistry is a service's own metrics registry, with the Go and
 // process metrics so that each listener's /metrics stands alone.
 func componentRegistry() (*prometheus.Registry, error) {
@@ -324,6 +352,11 @@ func (a *App) Reload() error {
 			errs = append(errs, fmt.Errorf("reload labeler: %w", err))
 		}
 	}
+	if a.ruler != nil {
+		if err := a.ruler.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("reload ruler: %w", err))
+		}
+	}
 	if a.persister != nil {
 		// Already says "reload persister".
 		if err := a.persister.Reload(); err != nil {
@@ -372,6 +405,15 @@ func (a *App) PersisterAddr() string {
 // broker's address, or the configured Kafka.
 func (a *App) KafkaBrokers() []string { return slices.Clone(a.brokers) }
 
+// RulerAddr is the address of the ruler's listener (/api/v1/rules,
+// /api/v1/alerts; "" when the ruler does not run).
+func (a *App) RulerAddr() string {
+	if a.ruler == nil {
+		return ""
+	}
+	return a.ruler.Addr()
+}
+
 // DebugAddr is the address of the pprof listener ("" when off).
 func (a *App) DebugAddr() string {
 	if a.debug == nil {
@@ -390,6 +432,11 @@ func (a *App) Prober() *service.Prober { return a.prober }
 // broker they all talk to.
 func (a *App) close() error {
 	var errs []error
+	if a.ruler != nil {
+		if err := a.ruler.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close ruler: %w", err))
+		}
+	}
 	if a.persister != nil {
 		if err := a.persister.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close persister: %w", err))

@@ -21,7 +21,7 @@ func parse(t *testing.T, args ...string) Config {
 
 func TestConfig(t *testing.T) {
 	base := []string{"-monitor.auth.disabled", "-registry=reg.yaml"}
-	all := []string{TargetMonitor, TargetLabeler, TargetPersister}
+	all := []string{TargetMonitor, TargetLabeler, TargetPersister, TargetRuler}
 	for _, tc := range []struct {
 		name         string
 		args         []string
@@ -120,6 +120,7 @@ func newApp(t *testing.T, args ...string) *App {
 		"-monitor.listen-address=127.0.0.1:0",
 		"-labeler.listen-address=127.0.0.1:0",
 		"-persister.listen-address=127.0.0.1:0",
+		"-ruler.listen-address=127.0.0.1:0",
 		"-persister.ready.settle=100ms",
 		"-registry=" + exampleRegistry,
 		"-monitor.auth.disabled",
@@ -216,6 +217,7 @@ func TestNewReleasesWhatItStartedOnFailure(t *testing.T) {
 		{name: "monitor", busy: "-monitor.listen-address", wantErr: "monitor"},
 		{name: "labeler", busy: "-labeler.listen-address", wantErr: "labeler"},
 		{name: "persister", busy: "-persister.listen-address", wantErr: "persister"},
+		{name: "ruler", busy: "-ruler.listen-address", wantErr: "ruler"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A service cannot bind its port, after the broker started.
@@ -225,7 +227,7 @@ func TestNewReleasesWhatItStartedOnFailure(t *testing.T) {
 			brokerAddr := freeAddr(t)
 			dir := t.TempDir()
 			args := []string{"-data-dir=" + dir, "-broker.listen-address=" + brokerAddr, "-registry=" + exampleRegistry}
-			for _, f := range []string{"-monitor.listen-address", "-labeler.listen-address", "-persister.listen-address"} {
+			for _, f := range []string{"-monitor.listen-address", "-labeler.listen-address", "-persister.listen-address", "-ruler.listen-address"} {
 				addr := "127.0.0.1:0"
 				if f == tc.busy {
 					addr = ln.Addr().String()

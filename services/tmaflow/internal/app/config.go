@@ -15,6 +15,7 @@ import (
 	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
 	"github.com/tmaflow/tmaflow/services/persister/persister"
+	"github.com/tmaflow/tmaflow/services/ruler/ruler"
 )
 
 // Targets.
@@ -23,10 +24,13 @@ const (
 	TargetMonitor   = "monitor"
 	TargetLabeler   = "labeler"
 	TargetPersister = "persister"
+	TargetRuler     = "ruler"
 )
 
 // allServices are the targets "all" stands for, in start order.
-func allServices() []string { return []string{TargetMonitor, TargetLabeler, TargetPersister} }
+func allServices() []string {
+	return []string{TargetMonitor, TargetLabeler, TargetPersister, TargetRuler}
+}
 
 // DefaultLabelerConsumerGroup is the labeler's consumer group of
 // topic-monitor and topic-samples, as the labeler binary uses.
@@ -55,6 +59,7 @@ type Config struct {
 	Monitor   monitor.Config
 	Labeler   labeler.Config
 	Persister persister.Config
+	Ruler     ruler.Config
 }
 
 // RegisterFlags registers every flag of tmaflow on fs.
@@ -71,6 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Monitor.RegisterFlags(service.Prefixed{FS: fs, Prefix: "monitor."})
 	c.Labeler.RegisterFlags(service.Prefixed{FS: fs, Prefix: "labeler."})
 	c.Persister.RegisterFlags(service.Prefixed{FS: fs, Prefix: "persister."})
+	c.Ruler.RegisterFlags(service.Prefixed{FS: fs, Prefix: "ruler."})
 	// The TSDB lives in the data dir unless set: an empty default is
 	// resolved against -data-dir after parsing.
 	if f := fs.Lookup("persister.tsdb.path"); f != nil {
@@ -115,6 +121,11 @@ func (c *Config) Validate() error {
 		}
 		if slices.Contains(targets, TargetLabeler) && r.Persister.ConsumerGroup == r.LabelerConsumerGroup {
 			errs = append(errs, fmt.Errorf("persister.consumer-group and labeler.consumer-group must differ (%q)", r.LabelerConsumerGroup))
+		}
+	}
+	if slices.Contains(targets, TargetRuler) {
+		if err := r.Ruler.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("ruler: %w", err))
 		}
 	}
 	return errors.Join(errs...)
