@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/require"
 )
 
@@ -129,7 +130,9 @@ func TestReloadKeepsRulesOnError(t *testing.T) {
 	after := ts.group(t, "acme")
 	require.NotSame(t, g, after)
 	require.Len(t, after.group.Rules(), 2)
-	require.Equal(t, "firing", after.group.AlertingRules()[0].State().String(), "the alert state moved over")
+	moved := after.group.AlertingRules()[0].ActiveAlerts()
+	require.Len(t, moved, 1, "the alert state moved over")
+	require.Equal(t, rules.StateFiring, moved[0].State)
 	time.Sleep(200 * time.Millisecond)
 	require.Len(t, ts.pub.alerts(t), 1, "no second firing for the reload")
 	require.True(t, strings.HasSuffix(after.file, "rules.yml"))

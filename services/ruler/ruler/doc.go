@@ -1,0 +1,90 @@
+// Package ruler evaluates Prometheus alerting and recording rules on the
+// stream: it keeps the last -window (1h) of topic-metrics in an in-memory
+// Prometheus TSDB head and evaluates a rule group as soon as a batch
+// arrives that touches a series its rules select, besides the group's
+// interval tick.
+//
+// # Rule files
+//
+// Rule files are Prometheus rule files (groups, alert/record, expr, for,
+// keep_firing_for, labels, annotations with templates; promtool check
+// rules accepts them), one directory per tenant, as Mimir lays them out:
+//
+//	<rules.dir>/<tenant>/*.yml|*.yaml
+//
+// A tenant's rules see only that tenant's series: every selector gets a
+// tenant="<tenant>" matcher added at the storage boundary, so a selector
+// naming another tenant selects nothing. Alerts get the label
+// tenant="<tenant>" (templates see it as $externalLabels.tenant);
+// recording-rule results get it too. Files directly in rules.dir, and
+// directories not named like a tenant, are errors; other files and dot
+// files are ignored. -tenants limits a replica to some tenants (replicas
+// shard by tenant; each reads every partition of topic-metrics).
+//
+// A group's interval may be sub-second (100ms). Groups without one tick
+// at -evaluation.default-interval (1s).
+//
+// # Evaluation
+//
+// The selectors of each group's rules (vector and range selectors) are
+// indexed by metric name when they fix it (catch-all otherwise). A batch
+// of topic-metrics, once in the head, triggers every group of its tenant
+// with a selector matching one of its series: the group is evaluated at
+// once, and what arrives during the next -evaluation.debounce (2ms) is
+// coalesced into one more evaluation. Batches of series no rule selects
+// evaluate nothing. The interval tick evaluates each group too, which is
+// what ends `for` waits, makes absent() fire and resolves alerts whose
+// data went stale. Evaluations run at the ruler's clock, or at a
+// triggering sample's time if that is ahead by at most
+// -evaluation.max-future-skew, never backwards. `for` and keep_firing_for
+// are exact to the evaluation (for: 500ms fires at the first evaluation
+// 500ms after the condition began).
+//
+// Recording-rule results are appended to the head (dependent groups are
+// triggered at once, up to 4 hops) and published to topic-samples as a
+// sample batch (source rule, tenant header), so the labeler and persister
+// store them; coming back through topic-metrics they trigger nothing
+// again. Alerting rules write no ALERTS/ALERTS_FOR_STATE series:
+// topic-alerts carries alert state.
+//
+// # Alerts
+//
+// Alerts are sent to every -alertmanager.url (POST /api/v2/alerts) as
+// Prometheus sends them: firing alerts when they fire and again every
+// -alertmanager.resend-delay, with endsAt four resend periods ahead so
+// Alertmanager resolves them if the ruler disappears, and resolved alerts
+// once. Each Alertmanager has a queue and a sender that posts at once
+// (no batching timer); failures are counted and retried with backoff, a
+// newer version of an alert replaces a queued one, and only an
+// overflowing queue drops (counted).
+//
+// Every change of state (firing, resolved) is published to topic-alerts
+// as JSON (schemas/alert.avsc: the Alertmanager alert plus state, tenant
+// and fingerprint), keyed tenant NUL fingerprint, with the tenant header.
+// Publishing never blocks evaluation: a queue retries failed publishes.
+//
+// # Start and restart
+//
+// At start the ruler reads topic-alerts and topic-metrics from the
+// offsets of now − window (Kafka's time index, no consumer group), fills
+// the head up to the partition ends, then restores alert state before it
+// is ready (/-/ready): each group is evaluated silently over the last
+// stretch of the window that can matter (its longest for + keep_firing_for
+// plus an interval), so a pending alert keeps the activation time its data
+// gives it and its `for` continues; an alert that topic-alerts says was
+// firing keeps its start time and is resent at the first evaluation
+// (Alertmanager sees the same alert, no new notification); one that was
+// firing but no longer holds is sent resolved. Then it follows
+// topic-metrics. Undecodable records go to topic-dlq (stage ruler).
+//
+// Rule files are reloaded on SIGHUP (Reload) and when their size or
+// modification time changes (-rules.check-interval). An invalid file is
+// rejected with its file:line:column error, reported once, and the rules
+// in force keep running; groups that stay keep their alerts.
+//
+// # HTTP
+//
+// /metrics, /-/healthy, /-/ready, and Prometheus' GET /api/v1/rules and
+// /api/v1/alerts (Grafana reads them), all tenants or the one of the
+// X-Scope-OrgID header.
+package ruler
