@@ -53,6 +53,9 @@ type Config struct {
 	FetchMaxWait      time.Duration
 	FetchMaxBytes     int
 	NackBackoff       time.Duration
+	// MaxInFlight is how many records of a partition are handed out
+	// before the first is acknowledged (see bus.AwaitTurn).
+	MaxInFlight int
 
 	TLS  TLSConfig
 	SASL SASLConfig
@@ -90,6 +93,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.FetchMaxWait, "kafka.fetch-max-wait", 500*time.Millisecond, "Longest an idle fetch waits on the broker; also how long giving up a partition can take.")
 	f.IntVar(&c.FetchMaxBytes, "kafka.fetch-max-bytes", 1<<20, "Most bytes fetched per partition and request.")
 	f.DurationVar(&c.NackBackoff, "kafka.nack-backoff", 100*time.Millisecond, "Delay before a nacked message is delivered again.")
+	f.IntVar(&c.MaxInFlight, "kafka.max-in-flight", 16, "Records of one partition handed to handlers before the first is acknowledged; handlers that must keep the partition's order take turns (1: one record at a time). Offsets are committed only below the first unacknowledged record.")
 	c.TLS.registerFlags(f)
 	c.SASL.registerFlags(f)
 }
@@ -130,6 +134,7 @@ func (c Config) Validate() error {
 	check(c.FetchMaxWait > 0, "kafka.fetch-max-wait must be > 0, got %s", c.FetchMaxWait)
 	check(c.FetchMaxBytes > 0, "kafka.fetch-max-bytes must be > 0, got %d", c.FetchMaxBytes)
 	check(c.NackBackoff >= 0, "kafka.nack-backoff must be >= 0, got %s", c.NackBackoff)
+	check(c.MaxInFlight > 0, "kafka.max-in-flight must be > 0, got %d", c.MaxInFlight)
 	errs = append(errs, c.TLS.validate()...)
 	errs = append(errs, c.SASL.validate()...)
 	return errors.Join(errs...)

@@ -40,7 +40,10 @@ type Publisher struct {
 	closed bool
 }
 
-var _ message.Publisher = (*Publisher)(nil)
+var (
+	_ message.Publisher  = (*Publisher)(nil)
+	_ bus.AsyncPublisher = (*Publisher)(nil)
+)
 
 // NewPublisher returns a publisher producing with acks from all in-sync
 // replicas. Records with a key go to the partition Kafka's Java client
@@ -120,44 +123,72 @@ func newPublisher(w recordWriter, idle idleCloser, a *admin, timeout, closeTimeo
 // Record keys come from bus.SetKey, headers from the metadata. The topic is
 // created on first use if missing. Safe for concurrent use.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.PublishAsync(topic, msgs...)()
+}
+
+// queueWriter is a recordWriter that can queue records and wait for them
+// separately (*sender; kafka-go's Writer cannot).
+type queueWriter interface {
+	enqueue(ctx context.Context, msgs ...kafka.Message) (wait func() error)
+}
+
+// PublishAsync is Publish in two steps (bus.AsyncPublisher): the records
+// are queued behind those of earlier calls for the same partitions when it
+// returns, and wait, to be called exactly once, returns what Publish
+// would. With a batch timeout (kafka-go's Writer) it writes before it
+// returns.
+func (p *Publisher) PublishAsync(topic string, msgs ...*message.Message) (wait func() error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		return ErrPublisherClosed
+		return func() error { return ErrPublisherClosed }
 	}
 	if len(msgs) == 0 {
-		return nil
+		return func() error { return nil }
 	}
 	start := time.Now()
 	ctx, cancel := publishContext(msgs, p.timeout)
-	defer cancel()
-
 	if err := p.admin.ensureTopics(ctx, topic); err != nil {
+		cancel()
 		p.metrics.errors.WithLabelValues(topic).Add(float64(len(msgs)))
-		return fmt.Errorf("publish to %s: %w", topic, err)
+		return func() error { return fmt.Errorf("publish to %s: %w", topic, err) }
 	}
 	records := make([]kafka.Message, len(msgs))
 	for i, m := range msgs {
 		records[i] = toRecord(topic, m)
 	}
-	err := p.w.WriteMessages(ctx, records...)
-	p.metrics.duration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
-	if err != nil {
-		failed := len(msgs)
-		var werrs kafka.WriteErrors
-		if errors.As(err, &werrs) {
-			failed = werrs.Count()
-			err = firstError(werrs)
-		}
-		p.metrics.errors.WithLabelValues(topic).Add(float64(failed))
-		p.metrics.records.WithLabelValues(topic).Add(float64(len(msgs) - failed))
-		if isTooLarge(err) {
-			err = fmt.Errorf("%w: %w", bus.ErrTooLarge, err)
-		}
-		return fmt.Errorf("publish to %s: %d of %d records failed: %w", topic, failed, len(msgs), err)
+	var written func() error
+	if q, ok := p.w.(queueWriter); ok {
+		written = q.enqueue(ctx, records...)
+	} else {
+		err := p.w.WriteMessages(ctx, records...)
+		written = func() error { return err }
 	}
-	p.metrics.records.WithLabelValues(topic).Add(float64(len(msgs)))
-	return nil
+	return func() error {
+		defer cancel()
+		return p.published(topic, len(msgs), start, written())
+	}
+}
+
+// published counts the outcome of a publish and explains its error.
+func (p *Publisher) published(topic string, n int, start time.Time, err error) error {
+	p.metrics.duration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
+	if err == nil {
+		p.metrics.records.WithLabelValues(topic).Add(float64(n))
+		return nil
+	}
+	failed := n
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		failed = werrs.Count()
+		err = firstError(werrs)
+	}
+	p.metrics.errors.WithLabelValues(topic).Add(float64(failed))
+	p.metrics.records.WithLabelValues(topic).Add(float64(n - failed))
+	if isTooLarge(err) {
+		err = fmt.Errorf("%w: %w", bus.ErrTooLarge, err)
+	}
+	return fmt.Errorf("publish to %s: %d of %d records failed: %w", topic, failed, n, err)
 }
 
 // publishContext bounds a publish by the earliest message deadline, or by

@@ -46,6 +46,9 @@ func testConfig(brokers []string) kafka.Config {
 	cfg.CommitInterval = 100 * time.Millisecond
 	cfg.NackBackoff = 10 * time.Millisecond
 	cfg.FetchMaxWait = 200 * time.Millisecond
+	// Watermill's suite expects one unacknowledged message at a time
+	// (TestNoAck); window_test.go covers more.
+	cfg.MaxInFlight = 1
 	return cfg
 }
 

@@ -153,8 +153,15 @@ func newSender(c cluster, cfg Config, completion func(topic string, records int)
 // a request may still be written. A partial failure returns
 // kafka.WriteErrors with one entry per message.
 func (s *sender) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	return s.enqueue(ctx, msgs...)()
+}
+
+// enqueue queues msgs behind the records queued before for their
+// partitions, and returns the wait for their acknowledgement (see
+// WriteMessages), to be called once.
+func (s *sender) enqueue(ctx context.Context, msgs ...kafka.Message) (wait func() error) {
 	if len(msgs) == 0 {
-		return nil
+		return func() error { return nil }
 	}
 	c := &sendCall{ctx: ctx, errs: make(kafka.WriteErrors, len(msgs)), done: make(chan struct{})}
 	c.left.Store(int64(len(msgs)))
@@ -165,7 +172,7 @@ func (s *sender) WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 		}
 		l, err := s.layout(ctx, m.Topic)
 		if err != nil {
-			return err
+			return func() error { return err }
 		}
 		layouts[m.Topic] = l
 	}
@@ -189,11 +196,15 @@ func (s *sender) WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 		s.enqueueLocked(layouts[r.key.topic], r)
 	}
 	s.mu.Unlock()
+	return c.wait
+}
 
+// wait returns once every record of the call is finished, or ctx ended.
+func (c *sendCall) wait() error {
 	select {
 	case <-c.done:
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-c.ctx.Done():
+		return c.ctx.Err()
 	}
 	for _, err := range c.errs {
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/tmaflow/tmaflow/pkg/bus"
 )
 
 // ErrSubscriberClosed is returned by Subscribe after Close.
@@ -264,9 +266,10 @@ func (sub *subscription) runStandalone(ctx context.Context) {
 	wg.Wait()
 }
 
-// consumePartition delivers the records of one partition in order, one at
-// a time, from offset until ctx (the subscription) or gctx (the group
-// generation) ends. oc is nil without a group.
+// consumePartition delivers the records of one partition in order, from
+// offset until ctx (the subscription) or gctx (the group generation)
+// ends, with at most Config.MaxInFlight of them unacknowledged. oc is nil
+// without a group.
 func (sub *subscription) consumePartition(ctx, gctx context.Context, partition int, offset int64, oc *offsetCommitter) {
 	cfg := sub.s.cfg
 	r := kafka.NewReader(kafka.ReaderConfig{
@@ -280,8 +283,23 @@ func (sub *subscription) consumePartition(ctx, gctx context.Context, partition i
 		Logger:      sub.s.info,
 		ErrorLogger: sub.s.errLog,
 	})
-	lag := sub.s.metrics.lag.WithLabelValues(sub.topic, sub.group, strconv.Itoa(partition))
+	fetchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(gctx, cancel)
+	defer stop()
+
+	w := &window{
+		sub:       sub,
+		partition: partition,
+		oc:        oc,
+		slots:     make(chan struct{}, max(cfg.MaxInFlight, 1)),
+		lag:       sub.s.metrics.lag.WithLabelValues(sub.topic, sub.group, strconv.Itoa(partition)),
+		giveUp:    cancel,
+	}
 	defer func() {
+		// Every delivery ends before the offsets are committed and out
+		// may be closed.
+		w.wg.Wait()
 		if err := r.Close(); err != nil {
 			sub.s.logger.Warn("close partition reader", "topic", sub.topic, "partition", partition, "err", err)
 		}
@@ -295,15 +313,17 @@ func (sub *subscription) consumePartition(ctx, gctx context.Context, partition i
 		return
 	}
 
-	fetchCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(gctx, cancel)
-	defer stop()
-
 	failing := false
+	var prev *bus.Turn
 	for {
+		select {
+		case w.slots <- struct{}{}:
+		case <-fetchCtx.Done():
+			return
+		}
 		rec, err := r.FetchMessage(fetchCtx)
 		if err != nil {
+			<-w.slots
 			if fetchCtx.Err() != nil {
 				return
 			}
@@ -321,55 +341,139 @@ func (sub *subscription) consumePartition(ctx, gctx context.Context, partition i
 			failing = false
 			sub.s.logger.Info("fetch recovered", "topic", sub.topic, "partition", partition)
 		}
-		if !sub.deliver(ctx, gctx, fetchCtx, rec) {
+		var turn *bus.Turn
+		if cap(w.slots) > 1 {
+			turn = bus.NewTurn(prev)
+			prev = turn
+		}
+		msg, msgCancel := w.message(ctx, rec, turn)
+		w.track(rec.Offset)
+		select {
+		case sub.out <- msg:
+		case <-fetchCtx.Done():
+			msgCancel()
 			return
 		}
-		sub.s.metrics.consumed.WithLabelValues(sub.topic, sub.group).Inc()
-		lag.Set(float64(max(rec.HighWaterMark-rec.Offset-1, 0)))
-		if oc != nil {
-			oc.ack(partition, rec.Offset+1)
-			if cfg.CommitInterval == 0 {
-				sub.commit(oc)
-			}
+		w.wg.Add(1)
+		go w.await(ctx, gctx, fetchCtx, rec, msg, msgCancel, turn)
+	}
+}
+
+// window is one partition's records handed out and not yet acknowledged.
+type window struct {
+	sub       *subscription
+	partition int
+	oc        *offsetCommitter
+	slots     chan struct{} // one per record handed out
+	lag       prometheus.Gauge
+	giveUp    func() // ends the partition's consumption
+	wg        sync.WaitGroup
+
+	mu      sync.Mutex
+	pending []int64        // offsets handed out, in order
+	done    map[int64]bool // acknowledged, not yet at the front
+}
+
+func (w *window) message(ctx context.Context, rec kafka.Message, turn *bus.Turn) (*message.Message, context.CancelFunc) {
+	msg := toMessage(rec)
+	mctx := withRecord(ctx, rec)
+	if turn != nil {
+		mctx = bus.WithTurn(mctx, turn)
+	}
+	mctx, cancel := context.WithCancel(mctx)
+	msg.SetContext(mctx)
+	return msg, cancel
+}
+
+func (w *window) track(offset int64) {
+	w.mu.Lock()
+	w.pending = append(w.pending, offset)
+	w.mu.Unlock()
+}
+
+// acknowledged records the ack of offset and moves the partition's
+// committable offset past every acknowledged record at the front: an
+// offset is committed only when every record before it was acknowledged.
+func (w *window) acknowledged(offset int64) {
+	w.mu.Lock()
+	if w.done == nil {
+		w.done = map[int64]bool{}
+	}
+	w.done[offset] = true
+	next := int64(-1)
+	for len(w.pending) > 0 && w.done[w.pending[0]] {
+		delete(w.done, w.pending[0])
+		next = w.pending[0] + 1
+		w.pending = w.pending[1:]
+	}
+	w.mu.Unlock()
+	if next >= 0 && w.oc != nil {
+		w.oc.ack(w.partition, next)
+		if w.sub.s.cfg.CommitInterval == 0 {
+			w.sub.commit(w.oc)
 		}
 	}
 }
 
-// deliver hands rec out until it is acknowledged (true), and gives up when
-// the subscription (ctx) or the generation (gctx) ends (false); either ends
-// both. On a rebalance the handler gets half the rebalance timeout to
-// finish, so its offset can be committed before the partition moves to
-// another member.
-func (sub *subscription) deliver(ctx, gctx, both context.Context, rec kafka.Message) bool {
-	for {
-		msg := toMessage(rec)
-		msgCtx, cancel := context.WithCancel(withRecord(ctx, rec))
-		msg.SetContext(msgCtx)
-		select {
-		case sub.out <- msg:
-		case <-both.Done():
-			cancel()
-			return false
-		}
-		select {
-		case <-msg.Acked():
-			cancel()
-			return true
-		case <-msg.Nacked():
-			cancel()
-			sub.s.metrics.nacked.WithLabelValues(sub.topic, sub.group).Inc()
-			if !sleep(both, sub.s.cfg.NackBackoff) {
-				return false
-			}
-		case <-ctx.Done():
-			cancel()
-			return acked(msg)
-		case <-gctx.Done():
-			acked := sub.drain(ctx, msg)
-			cancel()
-			return acked
+// await waits for msg's acknowledgement, delivering the record again after
+// each Nack, and frees its slot. When the subscription or generation ends
+// first, or the record is abandoned, it ends the partition's consumption.
+// On a rebalance the handler gets half the rebalance timeout to finish, so
+// its offset can be committed before the partition moves to another
+// member.
+func (w *window) await(ctx, gctx, both context.Context, rec kafka.Message, msg *message.Message, cancel context.CancelFunc, turn *bus.Turn) {
+	sub := w.sub
+	defer w.wg.Done()
+	defer func() { <-w.slots }()
+	release := func() {
+		cancel()
+		if turn != nil {
+			turn.Release()
 		}
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			w.giveUp()
+		}
+	}()
+	for {
+		select {
+		case <-msg.Acked():
+			release()
+			ok = true
+		case <-msg.Nacked():
+			release()
+			sub.s.metrics.nacked.WithLabelValues(sub.topic, sub.group).Inc()
+			if !sleep(both, sub.s.cfg.NackBackoff) {
+				return
+			}
+			// Delivered again out of turn: the records behind it did not
+			// wait for it.
+			msg, cancel = w.message(ctx, rec, nil)
+			turn = nil
+			select {
+			case sub.out <- msg:
+			case <-both.Done():
+				cancel()
+				return
+			}
+			continue
+		case <-ctx.Done():
+			release()
+			ok = acked(msg)
+		case <-gctx.Done():
+			ok = sub.drain(ctx, msg)
+			release()
+		}
+		break
+	}
+	if !ok {
+		return
+	}
+	sub.s.metrics.consumed.WithLabelValues(sub.topic, sub.group).Inc()
+	w.lag.Set(float64(max(rec.HighWaterMark-rec.Offset-1, 0)))
+	w.acknowledged(rec.Offset)
 }
 
 // acked reports whether msg was acknowledged, without waiting.

@@ -118,7 +118,9 @@ func (s *Service) publish(in *message.Message, outs []out) error {
 		m.SetContext(in.Context())
 		msgs[i] = m
 	}
-	if err := s.pub.Publish(contract.TopicMetrics, msgs...); err != nil {
+	// In the input partition's order, without waiting for the previous
+	// record's acknowledgement.
+	if err := bus.PublishInTurn(in.Context(), s.pub, contract.TopicMetrics, msgs...); err != nil {
 		return fmt.Errorf("publish to %s: %w", contract.TopicMetrics, err)
 	}
 	return nil

@@ -58,7 +58,11 @@ func (s *Service) handleMetrics(msg *message.Message) error {
 		return bus.Permanent(fmt.Errorf("tenant header %q differs from the batch tenant %q", h, b.Tenant))
 	}
 	start := s.now()
+	// Decoding overlaps; appends keep the partition's order, so the
+	// samples of a series arrive in time order.
+	release := bus.AwaitTurn(msg.Context())
 	res, err := s.appendUntilCommitted(msg, b)
+	release()
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,9 @@ func (w *remoteWriter) handle(msg *message.Message) error {
 	}
 	body := snappy.Encode(nil, raw)
 	ctx := msg.Context()
+	// Endpoints refuse samples older than a series' latest: the requests
+	// of a partition go out in its order.
+	defer bus.AwaitTurn(ctx)()
 
 	pending := make([]string, len(w.urls))
 	copy(pending, w.urls)
