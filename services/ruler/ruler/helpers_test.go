@@ -212,3 +212,10 @@ func decodeBatch(t *testing.T, payload []byte) *samples.Batch {
 }
 
 func labelPair(name, value string) samples.Label { return samples.Label{Name: name, Value: value} }
+
+func mkRules(dir, tenant, content string) error {
+	if err := os.MkdirAll(filepath.Join(dir, tenant), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, tenant, "rules.yml"), []byte(content), 0o644)
+}
