@@ -81,4 +81,3 @@ func BenchmarkBatchToAlertmanager(b *testing.B) {
 		})
 	}
 }
-
