@@ -41,6 +41,7 @@ type Source interface {
 // nothing is committed: a restart seeks by time again.
 type KafkaSource struct {
 	cfg    kafka.Config
+	dialer *kafkago.Dialer
 	logger *slog.Logger
 }
 
@@ -52,7 +53,13 @@ func NewKafkaSource(cfg kafka.Config, logger *slog.Logger) (*KafkaSource, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &KafkaSource{cfg: cfg, logger: logger}, nil
+	// TLS and SASL as every other client of the bus; the files are read
+	// once, here.
+	dialer, err := cfg.Dialer()
+	if err != nil {
+		return nil, fmt.Errorf("kafka source: %w", err)
+	}
+	return &KafkaSource{cfg: cfg, dialer: dialer, logger: logger}, nil
 }
 
 type partitionRange struct {
@@ -111,7 +118,7 @@ func (k *KafkaSource) Consume(ctx context.Context, topic string, since time.Time
 
 // ranges finds every partition's leader, its offset for since and its end.
 func (k *KafkaSource) ranges(ctx context.Context, topic string, since time.Time) (_ []partitionRange, err error) {
-	dialer := &kafkago.Dialer{ClientID: k.cfg.ClientID, Timeout: k.cfg.DialTimeout, DualStack: true}
+	dialer := k.dialer
 	var conn *kafkago.Conn
 	for _, b := range k.cfg.Brokers {
 		if conn, err = dialer.DialContext(ctx, "tcp", b); err == nil {
@@ -151,7 +158,7 @@ func (k *KafkaSource) consumePartition(ctx context.Context, topic string, p part
 		Brokers:   []string(k.cfg.Brokers),
 		Topic:     topic,
 		Partition: p.id,
-		Dialer:    &kafkago.Dialer{ClientID: k.cfg.ClientID, Timeout: k.cfg.DialTimeout, DualStack: true},
+		Dialer:    k.dialer,
 		MinBytes:  1,
 		MaxBytes:  k.cfg.FetchMaxBytes,
 		MaxWait:   k.cfg.FetchMaxWait,
@@ -168,13 +175,31 @@ func (k *KafkaSource) consumePartition(ctx context.Context, topic string, p part
 	if caught {
 		reached()
 	}
+	failing := false
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("read %s/%d: %w", topic, p.id, err)
+			// The reader reconnects by itself (a broker restart, a moved
+			// leader): warn once per outage and keep reading.
+			lvl := slog.LevelWarn
+			if failing {
+				lvl = slog.LevelDebug
+			}
+			failing = true
+			k.logger.Log(ctx, lvl, "read partition, retrying", "topic", topic, "partition", p.id, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if failing {
+			failing = false
+			k.logger.Info("read partition recovered", "topic", topic, "partition", p.id)
 		}
 		rec := Record{Topic: topic, Partition: p.id, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time, Headers: make(map[string]string, len(m.Headers))}
 		for _, h := range m.Headers {

@@ -235,7 +235,7 @@ func (b *bench) startTmaflow(ctx context.Context) error {
 		return fmt.Errorf("registry path: %w", err)
 	}
 	args := append([]string{
-		"-target=all",
+		"-target=monitor,labeler,persister",
 		"-data-dir=" + filepath.Join(b.dir, "tmaflow-data"),
 		"-registry=" + reg,
 		"-broker.listen-address=" + b.addrs.broker,
