@@ -19,11 +19,17 @@ build:
 	  (cd services/$$s && $(GO) build -o ../../$(BIN)/$$s .) || exit 1; \
 	done
 
-# The all-in-one on the embedded Kafka broker (127.0.0.1:9092), monitor on
-# 127.0.0.1:8080, demo probe credentials from examples/registry.yaml.
+# The all-in-one on the embedded Kafka broker (127.0.0.1:9092): monitor on
+# 127.0.0.1:8080, query API on 127.0.0.1:9090, ruler on 127.0.0.1:9094;
+# demo probe credentials from examples/registry.yaml, rules from
+# examples/rules/<tenant>/. Alerts go to topic-alerts, and to Alertmanager
+# with ALERTMANAGER_URL=http://127.0.0.1:9093.
+ALERTMANAGER_URL ?=
 run: build
 	$(BIN)/tmaflow -target=all -data-dir=$(DATA_DIR) \
-	  -monitor.auth.registry=examples/registry.yaml
+	  -registry=examples/registry.yaml \
+	  -ruler.rules.dir=examples/rules \
+	  $(if $(ALERTMANAGER_URL),-ruler.alertmanager.url=$(ALERTMANAGER_URL))
 
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout=30m work

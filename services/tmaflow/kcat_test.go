@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/peertest"
 )
 
 // kcatRecord is kcat's -J envelope.
@@ -30,13 +30,7 @@ type kcatRecord struct {
 // TestKcatConsumes has the real Debian kcat (librdkafka) read what the
 // monitor produced, as the README tells users to.
 func TestKcatConsumes(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("kcat not installed (CI must install it: apt-get install kcat): %v", err)
-		}
-		t.Skip("kcat not installed; apt-get install kcat")
-	}
+	kcat := peertest.Binary(t, "kcat")
 	tf := startTmaflow(t)
 	var want [][]byte
 	for _, f := range []string{"message-20-items.json", "array.json"} {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/peertest"
 	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
@@ -26,38 +26,15 @@ import (
 // Tests against Debian's prometheus package (prometheus, promtool). In CI
 // (CI=true) a missing binary fails them; elsewhere they are skipped.
 
-func debianBinary(t *testing.T, name string) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/" + name, name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not installed (apt-get install prometheus); CI requires it", name)
-	}
-	t.Skipf("%s not installed (apt-get install prometheus)", name)
-	return ""
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
-
 // startPrometheus runs a real Prometheus with the remote-write receiver
 // on a free port and a temporary directory; it returns its base URL.
 func startPrometheus(t *testing.T) string {
 	t.Helper()
-	bin := debianBinary(t, "prometheus")
+	bin := peertest.Binary(t, "prometheus")
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte("global:\n  scrape_interval: 1h\n"), 0o600))
-	addr := freePort(t)
+	addr := peertest.FreeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin,
 		"--config.file="+cfgFile,
@@ -283,7 +260,7 @@ func request(t *testing.T, method, u string, params url.Values, tenant string) (
 // as a probe of the registry, and compares its output with promtool's
 // against a real Prometheus holding the same samples.
 func TestPromtool(t *testing.T) {
-	promtool := debianBinary(t, "promtool")
+	promtool := peertest.Binary(t, "promtool")
 	prom := startPrometheus(t)
 	reg, err := registry.Open(filepath.Join("testdata", "registry.yaml"), registry.Options{})
 	require.NoError(t, err)

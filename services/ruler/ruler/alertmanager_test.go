@@ -1,126 +1,24 @@
 package ruler
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tmaflow/tmaflow/pkg/peertest"
 )
-
-// webhook records the notifications an Alertmanager sends.
-type webhook struct {
-	mu    sync.Mutex
-	posts []webhookPost
-	srv   *httptest.Server
-}
-
-type webhookPost struct {
-	at     time.Time
-	Status string `json:"status"`
-	Alerts []struct {
-		Status   string            `json:"status"`
-		Labels   map[string]string `json:"labels"`
-		StartsAt time.Time         `json:"startsAt"`
-	} `json:"alerts"`
-}
-
-func newWebhook(t *testing.T) *webhook {
-	w := &webhook{}
-	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var p webhookPost
-		body, _ := io.ReadAll(r.Body)
-		if err := json.Unmarshal(body, &p); err != nil {
-			http.Error(rw, err.Error(), http.StatusBadRequest)
-			return
-		}
-		p.at = time.Now()
-		w.mu.Lock()
-		w.posts = append(w.posts, p)
-		w.mu.Unlock()
-	}))
-	t.Cleanup(w.srv.Close)
-	return w
-}
-
-func (w *webhook) received() []webhookPost {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]webhookPost(nil), w.posts...)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
-// startAlertmanager runs Debian's Alertmanager with a webhook receiver
-// that notifies at once, and returns its URL.
-func startAlertmanager(t *testing.T, hookURL string) string {
-	t.Helper()
-	bin := requireBinary(t, "prometheus-alertmanager")
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, resource]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %s
-    send_resolved: true
-`, hookURL)
-	cfgPath := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-	addr := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
-		"--config.file="+cfgPath,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=",
-		"--log.level=warn",
-	)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
-	url := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 20*time.Millisecond, "alertmanager ready")
-	return url
-}
 
 // TestAlertmanagerEndToEnd feeds a batch crossing a threshold to the ruler
 // and waits for the real Alertmanager's webhook to receive the alert, then
 // the resolution.
 func TestAlertmanagerEndToEnd(t *testing.T) {
-	hook := newWebhook(t)
-	amURL := startAlertmanager(t, hook.srv.URL)
+	hook := peertest.NewWebhook(t)
+	amURL := peertest.Alertmanager(t, hook.URL, "alertname", "resource")
 
 	dir := t.TempDir()
 	writeRules(t, dir, "demo", "rules.yml", `groups:
@@ -139,13 +37,13 @@ func TestAlertmanagerEndToEnd(t *testing.T) {
 
 	ts.src.live <- record("demo", time.Now(), "cpu_usage_percent", 50, "resource", "demo-host")
 	time.Sleep(200 * time.Millisecond)
-	require.Empty(t, hook.received(), "below the threshold")
+	require.Empty(t, hook.Received(), "below the threshold")
 
 	sent := time.Now()
 	ts.src.live <- record("demo", sent, "cpu_usage_percent", 95, "resource", "demo-host")
-	require.Eventually(t, func() bool { return len(hook.received()) > 0 }, 20*time.Second, time.Millisecond)
-	first := hook.received()[0]
-	t.Logf("batch to webhook through Alertmanager: %s", first.at.Sub(sent))
+	require.Eventually(t, func() bool { return len(hook.Received()) > 0 }, 20*time.Second, time.Millisecond)
+	first := hook.Received()[0]
+	t.Logf("batch to webhook through Alertmanager: %s", first.At.Sub(sent))
 	require.Equal(t, "firing", first.Status)
 	require.Len(t, first.Alerts, 1)
 	a := first.Alerts[0]
@@ -154,7 +52,7 @@ func TestAlertmanagerEndToEnd(t *testing.T) {
 
 	ts.src.live <- record("demo", time.Now(), "cpu_usage_percent", 40, "resource", "demo-host")
 	require.Eventually(t, func() bool {
-		posts := hook.received()
+		posts := hook.Received()
 		return posts[len(posts)-1].Status == "resolved"
 	}, 20*time.Second, 5*time.Millisecond, "the resolution reaches the webhook")
 	require.Positive(t, testutilCounter(t, ts, "tmaflow_ruler_alerts_sent_total"))

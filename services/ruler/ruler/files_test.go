@@ -10,33 +10,15 @@ import (
 
 	"github.com/prometheus/prometheus/rules"
 	"github.com/stretchr/testify/require"
-)
 
-// requireBinary returns the path of a Debian peer, skipping the test when
-// it is missing outside CI and failing in CI (CI=true), where .ci/run
-// installs it.
-func requireBinary(t *testing.T, name string) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/" + name} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (.ci/run installs it)", name)
-	}
-	t.Skipf("%s is not installed", name)
-	return ""
-}
+	"github.com/tmaflow/tmaflow/pkg/peertest"
+)
 
 // TestPromtoolAcceptsRuleFiles checks the shipped rule files with the real
 // promtool, and that the ruler loads the same files.
 func TestPromtoolAcceptsRuleFiles(t *testing.T) {
-	promtool := requireBinary(t, "promtool")
-	files := []string{"testdata/rules/demo/rules.yml", "../examples/demo/rules.yml"}
+	promtool := peertest.Binary(t, "promtool")
+	files := []string{"testdata/rules/demo/rules.yml", "../../../examples/rules/demo/rules.yml"}
 	for _, f := range files {
 		out, err := exec.Command(promtool, "check", "rules", f).CombinedOutput()
 		require.NoError(t, err, "promtool check rules %s: %s", f, out)
@@ -48,7 +30,7 @@ func TestPromtoolAcceptsRuleFiles(t *testing.T) {
 	g := ts.group(t, "demo")
 	require.Len(t, g.group.Rules(), 6)
 	require.Equal(t, time.Second, g.interval)
-	example, err := os.ReadFile("../examples/demo/rules.yml")
+	example, err := os.ReadFile("../../../examples/rules/demo/rules.yml")
 	require.NoError(t, err)
 	fixture, err := os.ReadFile("testdata/rules/demo/rules.yml")
 	require.NoError(t, err)

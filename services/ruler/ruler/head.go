@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -61,6 +62,16 @@ func (w *window) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 }
 
 func (w *window) StartTime() (int64, error) { return w.Head.MinTime(), nil }
+
+// firstSample is the time of the oldest sample held, in or out of order;
+// false when the window is empty.
+func (w *window) firstSample() (time.Time, bool) {
+	mint := min(w.Head.MinTime(), w.Head.MinOOOTime())
+	if mint == math.MaxInt64 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(mint), true
+}
 
 // truncate drops samples before mint and series left without any.
 func (w *window) truncate(mint int64) error {

@@ -58,10 +58,19 @@ func (s *Service) restoreGroup(g *groupRunner, now time.Time) {
 		horizon = max(horizon, ar.HoldDuration()+ar.KeepFiringFor()+g.interval)
 	}
 	horizon = min(horizon, s.cfg.Window)
+	// Nothing is known before the window's first sample: evaluating
+	// earlier would hold absent() and `for` rules true over data never
+	// seen, and fire them at once on a fresh start.
+	from := now.Add(-horizon)
+	if first, ok := s.win.firstSample(); !ok {
+		from = now
+	} else if first.After(from) {
+		from = first
+	}
 	step := max(g.interval, horizon/time.Duration(s.cfg.Evaluation.RestoreMaxSteps))
 	g.quiet.Store(true)
 	defer g.quiet.Store(false)
-	for ts := now.Add(-horizon); ts.Before(now); ts = ts.Add(step) {
+	for ts := from; ts.Before(now); ts = ts.Add(step) {
 		g.evalAt(ts, triggerRestore, noHops)
 	}
 	g.evalAt(now, triggerRestore, noHops)
