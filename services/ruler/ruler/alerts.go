@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -157,7 +156,7 @@ func (k *alertSink) publish(a *Alert) {
 		k.s.logger.Error("encode alert", "err", err)
 		return
 	}
-	msg := message.NewMessage(watermill.NewUUID(), payload)
+	msg := message.NewMessage("", payload) // no UUID header: the contract's headers only
 	msg.Metadata.Set(contract.HeaderTenant, a.Tenant)
 	bus.SetKey(msg, AlertKey(a.Tenant, a.Fingerprint))
 	k.s.out.send(contract.TopicAlerts, msg)

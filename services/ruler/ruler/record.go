@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -81,7 +80,7 @@ func (a *ruleAppender) Commit() error {
 		return nil
 	}
 	b := &samples.Batch{Tenant: a.g.tenant, Source: samples.SourceRule, Series: a.series}
-	msg := message.NewMessage(watermill.NewUUID(), samples.Encode(nil, b))
+	msg := message.NewMessage("", samples.Encode(nil, b)) // no UUID header: the contract's headers only
 	msg.Metadata.Set(contract.HeaderTenant, a.g.tenant)
 	msg.Metadata.Set(contract.HeaderSource, samples.SourceRule)
 	now := a.s.now()
