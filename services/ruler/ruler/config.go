@@ -29,6 +29,9 @@ type Config struct {
 
 	Window           time.Duration
 	TruncateInterval time.Duration
+	// ScratchDir holds the window's memory-mapped chunk files, removed on
+	// close. Empty: the system's temporary directory.
+	ScratchDir string
 
 	Evaluation EvaluationConfig
 	Alerting   AlertingConfig
@@ -73,6 +76,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.Var(&c.Tenants, "tenants", "Comma-separated tenants this ruler evaluates (shard replicas by tenant); empty: all.")
 	f.DurationVar(&c.Window, "window", time.Hour, "How much of topic-metrics is kept in memory for rules (and replayed at start); range selectors and offsets beyond it see nothing.")
 	f.DurationVar(&c.TruncateInterval, "truncate-interval", time.Minute, "How often samples older than the window are dropped from memory.")
+	f.StringVar(&c.ScratchDir, "scratch-dir", "", "Directory for the window's memory-mapped chunk files (a subdirectory, removed on exit); empty: the system's temporary directory. Must be writable.")
 
 	f.DurationVar(&c.Evaluation.DefaultInterval, "evaluation.default-interval", time.Second, "Evaluation tick of groups without an interval (for, absent() and resolution); groups are also evaluated whenever their data arrives.")
 	f.DurationVar(&c.Evaluation.Debounce, "evaluation.debounce", 2*time.Millisecond, "Least time between two data-triggered evaluations of one group; the first batch of a burst is evaluated at once.")

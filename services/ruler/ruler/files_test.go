@@ -119,3 +119,19 @@ func TestReloadKeepsRulesOnError(t *testing.T) {
 	require.Len(t, ts.pub.alerts(t), 1, "no second firing for the reload")
 	require.True(t, strings.HasSuffix(after.file, "rules.yml"))
 }
+
+// Kubernetes mounts a ConfigMap as symlinks (demo → ..data/demo,
+// rules.yml → ..data/rules.yml): the tenant directory is followed.
+func TestRulesThroughSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "..2026_11_23")
+	writeRules(t, data, "demo", "rules.yml", "groups:\n- name: g\n  rules:\n  - {record: x, expr: vector(1)}\n")
+	require.NoError(t, os.Symlink(filepath.Join(data, "demo"), filepath.Join(dir, "demo")))
+	cfg := testConfig(dir)
+	cfg.ScratchDir = filepath.Join(t.TempDir(), "scratch")
+	ts := newTestService(t, cfg, time.Now)
+	ts.group(t, "demo")
+	entries, err := os.ReadDir(cfg.ScratchDir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "the window's chunks live in the scratch dir")
+}

@@ -32,8 +32,13 @@ type window struct {
 // newWindow opens an empty head. Out-of-order samples are accepted as far
 // back as the window, as records of different partitions interleave. The
 // head maps full chunks to files in a private temporary directory.
-func newWindow(win int64, reg prometheus.Registerer, logger *slog.Logger) (*window, error) {
-	dir, err := os.MkdirTemp("", "tmaflow-ruler-head-")
+func newWindow(scratch string, win int64, reg prometheus.Registerer, logger *slog.Logger) (*window, error) {
+	if scratch != "" {
+		if err := os.MkdirAll(scratch, 0o750); err != nil {
+			return nil, fmt.Errorf("create scratch directory: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp(scratch, "tmaflow-ruler-head-")
 	if err != nil {
 		return nil, fmt.Errorf("create head directory: %w", err)
 	}

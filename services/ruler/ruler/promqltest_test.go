@@ -20,7 +20,7 @@ func TestPromQLOnWindow(t *testing.T) {
 	promqltest.RunBuiltinTestsWithStorage(skipScripts{t, "start_timestamps.test"}, engine, func(tb testing.TB) storage.Storage {
 		// The scripts load data from the Unix epoch on: a window as long
 		// as theirs.
-		w, err := newWindow((1000 * 24 * time.Hour).Milliseconds(), prometheus.NewRegistry(), nil)
+		w, err := newWindow(t.TempDir(), (1000 * 24 * time.Hour).Milliseconds(), prometheus.NewRegistry(), nil)
 		require.NoError(tb, err)
 		return w
 	})

@@ -3,6 +3,7 @@ package ruler
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -53,7 +54,13 @@ func listRuleFiles(dir string, keep func(tenant string) bool) (map[string]string
 			continue
 		}
 		path := filepath.Join(dir, name)
-		if !e.IsDir() {
+		isDir := e.IsDir()
+		if e.Type()&fs.ModeSymlink != 0 {
+			// Kubernetes mounts ConfigMap items through symlinks.
+			fi, err := os.Stat(path)
+			isDir = err == nil && fi.IsDir()
+		}
+		if !isDir {
 			if slices.Contains(ruleFileExts, filepath.Ext(name)) {
 				errs = append(errs, fmt.Errorf("rule file %s: outside a tenant directory: put it in %s/<tenant>/", path, dir))
 			}

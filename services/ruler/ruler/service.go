@@ -128,7 +128,7 @@ func New(cfg Config, opts Options) (_ *Service, err error) {
 	}
 	s.decoders.New = func() any { return &samples.Decoder{} }
 	s.prober.NotReady("starting: replaying the window")
-	if s.win, err = newWindow(cfg.Window.Milliseconds(), opts.Registry, s.logger.With("component", "head")); err != nil {
+	if s.win, err = newWindow(cfg.ScratchDir, cfg.Window.Milliseconds(), opts.Registry, s.logger.With("component", "head")); err != nil {
 		return nil, err
 	}
 	defer func() {

@@ -66,7 +66,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Targets = service.StringList{TargetAll}
 	fs.Var(&c.Targets, "target", "Comma-separated services to run: all, or any of "+strings.Join(allServices(), ", ")+".")
-	fs.StringVar(&c.DataDir, "data-dir", "data", "Directory of all state: the embedded broker's logs in <data-dir>/kafka, the persister's TSDB in <data-dir>/tsdb.")
+	fs.StringVar(&c.DataDir, "data-dir", "data", "Directory of all state: the embedded broker's logs in <data-dir>/kafka, the persister's TSDB in <data-dir>/tsdb, the ruler's scratch files in <data-dir>/ruler.")
 	fs.StringVar(&c.DebugListenAddress, "debug.listen-address", "", "Serve Go's /debug/pprof profiles on this address (off when empty; never expose it publicly).")
 	fs.StringVar(&c.Registry, "registry", "", "Registry file of every service (probes, resources, descriptions, label_rules): the default of -monitor.auth.registry, -labeler.registry and -persister.api.auth.registry (when empty, -monitor.auth.registry is). Reloaded on SIGHUP.")
 	fs.StringVar(&c.LabelerConsumerGroup, "labeler.consumer-group", DefaultLabelerConsumerGroup, "Kafka consumer group of the labeler (topic-monitor, topic-samples).")
@@ -149,6 +149,9 @@ func (c Config) resolved() Config {
 	}
 	if c.Persister.TSDB.Path == "" {
 		c.Persister.TSDB.Path = filepath.Join(c.DataDir, "tsdb")
+	}
+	if c.Ruler.ScratchDir == "" {
+		c.Ruler.ScratchDir = filepath.Join(c.DataDir, "ruler")
 	}
 	return c
 }
