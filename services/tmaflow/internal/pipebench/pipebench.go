@@ -47,7 +47,9 @@ type Config struct {
 	FirstResource int64
 	Resources     int
 	DataItems     int
-	Concurrency   int
+	// MessagesPerRequest > 1 posts JSON arrays of that many messages.
+	MessagesPerRequest int
+	Concurrency        int
 	// Rate, when > 0, is the one message rate tried; 0 searches.
 	Rate           float64
 	Attempts       int
@@ -79,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.FirstResource, "first-resource", 101098, "First resourceId (the demo registry's resource); the others follow it.")
 	fs.IntVar(&c.Resources, "resources", 256, "Distinct resources: each makes data-items series.")
 	fs.IntVar(&c.DataItems, "data-items", 20, "Data items (of one observation each) per message: samples per message.")
+	fs.IntVar(&c.MessagesPerRequest, "messages-per-request", 1, "TMA messages per POST (a JSON array when > 1, as TMA's Kubernetes probe sends); each is still one record of topic-monitor.")
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "Connections posting to the monitor.")
 	fs.Float64Var(&c.Rate, "rate", 0, "Messages/s to offer tmaflow (open loop); 0 calibrates and searches for the highest sustained rate.")
 	fs.IntVar(&c.Attempts, "attempts", 4, "Rates tried by the search.")
@@ -97,8 +100,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.TmaflowSource == "" && c.TmaflowBinary == "":
 		return errors.New("tmaflow.src or tmaflow.bin must be set")
-	case c.Resources < 1 || c.DataItems < 1 || c.Concurrency < 1:
-		return errors.New("resources, data-items and concurrency must be at least 1")
+	case c.Resources < 1 || c.DataItems < 1 || c.Concurrency < 1 || c.MessagesPerRequest < 1:
+		return errors.New("resources, data-items, messages-per-request and concurrency must be at least 1")
 	case c.Rate < 0:
 		return fmt.Errorf("rate %g: must not be negative", c.Rate)
 	case c.Attempts < 1:
@@ -197,8 +200,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 	}()
 	b.printf("tmaflow pid %d: monitor %s, persister %s, broker %s, GOMAXPROCS of this process %d, %d CPUs\n",
 		b.tf.pid(), b.addrs.monitor, b.addrs.persister, b.addrs.broker, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	b.printf("%d-observation messages, %d resources (%d series), %d connections, %s warm-up + %s measured per rate\n\n",
-		cfg.DataItems, cfg.Resources, cfg.Resources*cfg.DataItems, cfg.Concurrency, cfg.Warmup, cfg.Duration)
+	b.printf("%d-observation messages, %d per request, %d resources (%d series), %d connections, %s warm-up + %s measured per rate\n\n",
+		cfg.DataItems, cfg.MessagesPerRequest, cfg.Resources, cfg.Resources*cfg.DataItems, cfg.Concurrency, cfg.Warmup, cfg.Duration)
 
 	if err := b.tmaflowPhase(ctx, &rep); err != nil {
 		return rep, err
@@ -265,7 +268,7 @@ func (b *bench) sendConfig(rate float64) sendConfig {
 	return sendConfig{
 		URL: "http://" + b.addrs.monitor + "/monitor", User: b.cfg.User, Password: b.cfg.Password,
 		ProbeID: b.cfg.ProbeID, Resources: res, DataItems: b.cfg.DataItems,
-		Concurrency: b.cfg.Concurrency, Rate: rate,
+		Batch: b.cfg.MessagesPerRequest, Concurrency: b.cfg.Concurrency, Rate: rate,
 	}
 }
 

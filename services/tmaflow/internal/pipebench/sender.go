@@ -21,7 +21,9 @@ type sendConfig struct {
 	ProbeID        int64
 	Resources      []int64
 	DataItems      int
-	Concurrency    int
+	// Batch messages go in one POST (a JSON array when > 1).
+	Batch       int
+	Concurrency int
 	// Rate in messages/s; 0 sends as fast as the answers come (closed
 	// loop).
 	Rate float64
@@ -74,7 +76,7 @@ func send(ctx context.Context, cfg sendConfig, st *sendStats) {
 	defer client.CloseIdleConnections()
 	var interval time.Duration
 	if cfg.Rate > 0 {
-		interval = time.Duration(float64(conc) / cfg.Rate * float64(time.Second))
+		interval = time.Duration(float64(conc*max(cfg.Batch, 1)) / cfg.Rate * float64(time.Second))
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -106,8 +108,23 @@ func sendLoop(ctx context.Context, client *http.Client, cfg sendConfig, own []in
 				}
 			}
 		}
-		i := int(k % int64(len(own)))
-		buf = appendMessage(buf[:0], cfg.ProbeID, own[i], k, clock.next(i, time.Now()), cfg.DataItems)
+		batch := max(cfg.Batch, 1)
+		buf = buf[:0]
+		if batch > 1 {
+			buf = append(buf, '[')
+		}
+		now := time.Now()
+		for m := range batch {
+			if m > 0 {
+				buf = append(buf, ',')
+			}
+			seq := k*int64(batch) + int64(m)
+			i := int(seq % int64(len(own)))
+			buf = appendMessage(buf, cfg.ProbeID, own[i], seq, clock.next(i, now), cfg.DataItems)
+		}
+		if batch > 1 {
+			buf = append(buf, ']')
+		}
 		status, err := post(ctx, client, cfg, buf)
 		switch {
 		case ctx.Err() != nil:
@@ -117,7 +134,7 @@ func sendLoop(ctx context.Context, client *http.Client, cfg sendConfig, own []in
 		case status != http.StatusOK:
 			st.fail(fmt.Errorf("monitor answered %d", status))
 		default:
-			st.ok.Add(1)
+			st.ok.Add(int64(batch))
 		}
 	}
 }
