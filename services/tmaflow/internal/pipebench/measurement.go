@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
 )
 
 // Point is one reading during a measurement.
@@ -255,7 +257,7 @@ func (b *bench) printReport(rep Report) {
 		b.printf("\nratio tmaflow/Prometheus: %.2f\n", r)
 	}
 	if p := rep.Profile; p != nil {
-		printProfile(b.out, p)
+		benchkit.PrintProfile(b.out, p)
 	}
 }
 
@@ -287,27 +289,4 @@ func printTimeline(out io.Writer, m *Measurement) {
 		_, _ = fmt.Fprintf(tw, "%s%.0f\t%.2f\t\n", line, mib(p.RSS), (p.CPU-prev.CPU).Seconds()/dt)
 	}
 	_ = tw.Flush()
-}
-
-func printProfile(out io.Writer, p *profileSummary) {
-	_, _ = fmt.Fprintf(out, "\n== tmaflow CPU profile during %q: %.1fs of CPU in %.0fs (%.2f cores) ==\n",
-		p.run, p.total.Seconds(), p.wall.Seconds(), p.total.Seconds()/p.wall.Seconds())
-	for _, sec := range []struct {
-		title  string
-		shares []share
-	}{{"by service (the goroutine's owner)", p.services}, {"by work (innermost library)", p.works}} {
-		_, _ = fmt.Fprintf(out, "%s:\n", sec.title)
-		for _, s := range sec.shares {
-			_, _ = fmt.Fprintf(out, "  %5.1f%%  %s\n", 100*s.cpu.Seconds()/p.total.Seconds(), s.name)
-		}
-	}
-	_, _ = fmt.Fprintf(out, "top functions (flat):\n%s", indent(p.top))
-}
-
-func indent(s string) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	for i, l := range lines {
-		lines[i] = "  " + l
-	}
-	return strings.Join(lines, "\n") + "\n"
 }

@@ -31,6 +31,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
 )
 
 // Config is one pipeline benchmark.
@@ -141,7 +143,7 @@ type Report struct {
 	DrainLag              int64
 	Attempts              []*Measurement
 	Best                  *Measurement // highest sustained attempt; nil if none
-	Profile               *profileSummary
+	Profile               *benchkit.ProfileSummary
 	Prometheus            *Measurement
 	Series                int
 }
@@ -160,7 +162,7 @@ type bench struct {
 	out    io.Writer
 	dir    string
 	bin    string
-	tf     *process
+	tf     *benchkit.Process
 	addrs  tmaflowAddrs
 	lags   *lagReader
 	client *http.Client
@@ -186,7 +188,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 	}
 	if b.bin = cfg.TmaflowBinary; b.bin == "" {
 		b.printf("building tmaflow from %s\n", cfg.TmaflowSource)
-		if b.bin, err = buildTmaflow(ctx, cfg.GoBinary, cfg.TmaflowSource, b.dir); err != nil {
+		if b.bin, err = benchkit.BuildTmaflow(ctx, cfg.GoBinary, cfg.TmaflowSource, b.dir); err != nil {
 			return Report{}, err
 		}
 	}
@@ -195,11 +197,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 	}
 	defer func() {
 		if b.tf != nil {
-			err = errors.Join(err, b.tf.stop(time.Minute))
+			err = errors.Join(err, b.tf.Stop(time.Minute))
 		}
 	}()
 	b.printf("tmaflow pid %d: monitor %s, persister %s, broker %s, GOMAXPROCS of this process %d, %d CPUs\n",
-		b.tf.pid(), b.addrs.monitor, b.addrs.persister, b.addrs.broker, runtime.GOMAXPROCS(0), runtime.NumCPU())
+		b.tf.PID(), b.addrs.monitor, b.addrs.persister, b.addrs.broker, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	b.printf("%d-observation messages, %d per request, %d resources (%d series), %d connections, %s warm-up + %s measured per rate\n\n",
 		cfg.DataItems, cfg.MessagesPerRequest, cfg.Resources, cfg.Resources*cfg.DataItems, cfg.Concurrency, cfg.Warmup, cfg.Duration)
 
@@ -211,13 +213,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 		return rep, err
 	}
 	rep.Series = len(sets)
-	err = b.tf.stop(time.Minute)
+	err = b.tf.Stop(time.Minute)
 	b.tf = nil
 	if err != nil {
 		return rep, fmt.Errorf("stop tmaflow: %w", err)
 	}
 	if cfg.Prometheus != "" {
-		if rep.Prometheus, err = b.prometheusPhase(ctx, groupSeries(sets)); err != nil {
+		if rep.Prometheus, err = b.prometheusPhase(ctx, benchkit.GroupSeries(sets)); err != nil {
 			return rep, err
 		}
 	}
@@ -228,7 +230,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 func (b *bench) printf(format string, args ...any) { _, _ = fmt.Fprintf(b.out, format, args...) }
 
 func (b *bench) startTmaflow(ctx context.Context) error {
-	ports, err := freePorts(5)
+	ports, err := benchkit.FreePorts(5)
 	if err != nil {
 		return err
 	}
@@ -248,11 +250,11 @@ func (b *bench) startTmaflow(ctx context.Context) error {
 		"-debug.listen-address=" + b.addrs.debug,
 		"-log.level=warn",
 	}, b.cfg.TmaflowArgs...)
-	if b.tf, err = startProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow.log")); err != nil {
+	if b.tf, err = benchkit.StartProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow.log")); err != nil {
 		return err
 	}
 	for _, addr := range []string{b.addrs.monitor, b.addrs.labeler, b.addrs.persister} {
-		if err := waitReady(ctx, b.tf, "http://"+addr+"/-/ready", time.Minute); err != nil {
+		if err := benchkit.WaitReady(ctx, b.tf, "http://"+addr+"/-/ready", time.Minute); err != nil {
 			return err
 		}
 	}
@@ -260,12 +262,12 @@ func (b *bench) startTmaflow(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) sendConfig(rate float64) sendConfig {
+func (b *bench) sendConfig(rate float64) benchkit.SendConfig {
 	res := make([]int64, b.cfg.Resources)
 	for i := range res {
 		res[i] = b.cfg.FirstResource + int64(i)
 	}
-	return sendConfig{
+	return benchkit.SendConfig{
 		URL: "http://" + b.addrs.monitor + "/monitor", User: b.cfg.User, Password: b.cfg.Password,
 		ProbeID: b.cfg.ProbeID, Resources: res, DataItems: b.cfg.DataItems,
 		Batch: b.cfg.MessagesPerRequest, Concurrency: b.cfg.Concurrency, Rate: rate,
@@ -274,7 +276,7 @@ func (b *bench) sendConfig(rate float64) sendConfig {
 
 // tmaflowPhase calibrates, drains and searches the highest sustained rate.
 func (b *bench) tmaflowPhase(ctx context.Context, rep *Report) error {
-	st := &sendStats{}
+	st := &benchkit.SendStats{}
 	if err := b.sendFirst(ctx); err != nil {
 		return err
 	}
@@ -297,7 +299,7 @@ func (b *bench) tmaflowPhase(ctx context.Context, rep *Report) error {
 	}
 	var lo, hi float64 // highest sustained and lowest failed message rate
 	for i := range b.cfg.Attempts {
-		st := &sendStats{}
+		st := &benchkit.SendStats{}
 		r, err := b.measure(ctx, fmt.Sprintf("rate %d", i+1), rate, b.cfg.Warmup, b.cfg.Duration, st)
 		if err != nil {
 			return err
@@ -341,8 +343,8 @@ func (b *bench) tmaflowPhase(ctx context.Context, rep *Report) error {
 // setup.
 func (b *bench) sendFirst(ctx context.Context) error {
 	cfg := b.sendConfig(0)
-	body := appendMessage(nil, cfg.ProbeID, cfg.Resources[0], 0, time.Now().Add(-time.Minute).UnixMilli(), cfg.DataItems)
-	status, err := post(ctx, http.DefaultClient, cfg, body)
+	body := benchkit.AppendMessage(nil, cfg.ProbeID, cfg.Resources[0], 0, time.Now().Add(-time.Minute).UnixMilli(), cfg.DataItems, nil)
+	status, err := benchkit.Post(ctx, http.DefaultClient, cfg, body)
 	if err == nil && status != http.StatusOK {
 		err = fmt.Errorf("status %d", status)
 	}
@@ -362,26 +364,26 @@ func (b *bench) profileBest(ctx context.Context, rep *Report) error {
 	if r == nil || r.profile == "" {
 		return nil
 	}
-	s, err := summarise(ctx, b.cfg.GoBinary, b.bin, r.profile, r.profileWall)
+	s, err := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, r.profile, r.profileWall, byService, benchkit.ByWork)
 	if err != nil {
 		b.printf("profile summary: %v\n", err)
 		return nil
 	}
-	s.run = r.Name
+	s.Run = r.Name
 	rep.Profile = &s
 	return nil
 }
 
 // measure runs one load (rate 0: closed loop) for warmup + window while
 // sampling, and a CPU profile of tmaflow over the window.
-func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, window time.Duration, st *sendStats) (*Measurement, error) {
+func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, window time.Duration, st *benchkit.SendStats) (*Measurement, error) {
 	r := &Measurement{Name: name, Offered: rate * float64(b.cfg.DataItems), DataItems: b.cfg.DataItems, Warmup: warmup}
 	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		send(loadCtx, b.sendConfig(rate), st)
+		benchkit.Send(loadCtx, b.sendConfig(rate), st)
 	}()
 	var profErr chan error
 	if rate > 0 && b.addrs.debug != "" {
@@ -389,22 +391,22 @@ func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, 
 		r.profile = filepath.Join(b.dir, fmt.Sprintf("tmaflow-%s.pprof", sanitize(name)))
 		r.profileWall = window - b.cfg.SampleInterval
 		go func() {
-			if !sleepCtx(ctx, warmup+b.cfg.SampleInterval/2) {
+			if !benchkit.Sleep(ctx, warmup+b.cfg.SampleInterval/2) {
 				profErr <- ctx.Err()
 				return
 			}
-			profErr <- fetchProfile(ctx, b.addrs.debug, r.profileWall, r.profile)
+			profErr <- benchkit.FetchProfile(ctx, b.addrs.debug, r.profileWall, r.profile)
 		}()
 	}
 	err := b.sample(ctx, r, warmup+window, func(p *Point) error {
-		p.Sent = st.ok.Load() * int64(b.cfg.DataItems)
-		p.Failed = st.failed.Load()
-		m, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended, metricRejected, metricHandler)
+		p.Sent = st.OK.Load() * int64(b.cfg.DataItems)
+		p.Failed = st.Failed.Load()
+		m, err := benchkit.Scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended, metricRejected, metricHandler)
 		if err != nil {
 			return err
 		}
 		p.Stored, p.Rejected = m[metricAppended], m[metricRejected]
-		lm, err := scrape(ctx, b.client, "http://"+b.addrs.labeler+"/metrics", metricHandler)
+		lm, err := benchkit.Scrape(ctx, b.client, "http://"+b.addrs.labeler+"/metrics", metricHandler)
 		if err != nil {
 			return err
 		}
@@ -417,8 +419,8 @@ func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, 
 		if err != nil {
 			return err
 		}
-		u, err := b.tf.usage()
-		p.RSS, p.CPU = u.rss, u.cpu
+		u, err := b.tf.Usage()
+		p.RSS, p.CPU = u.RSS, u.CPU
 		return err
 	})
 	stop()
@@ -429,7 +431,7 @@ func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, 
 			r.profile = ""
 		}
 	}
-	r.FirstError = st.err()
+	r.FirstError = st.Err()
 	return r, err
 }
 
@@ -466,7 +468,7 @@ type drained struct {
 func (b *bench) drain(ctx context.Context) (drained, error) {
 	start := time.Now()
 	first := int64(-1)
-	m0, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
+	m0, err := benchkit.Scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
 	if err != nil {
 		return drained{}, err
 	}
@@ -485,12 +487,12 @@ func (b *bench) drain(ctx context.Context) (drained, error) {
 		if time.Since(start) > b.cfg.DrainTimeout {
 			return drained{}, fmt.Errorf("consumers still %d records behind after %s", total, b.cfg.DrainTimeout)
 		}
-		if !sleepCtx(ctx, 250*time.Millisecond) {
+		if !benchkit.Sleep(ctx, 250*time.Millisecond) {
 			return drained{}, ctx.Err()
 		}
 	}
 	took := time.Since(start)
-	m1, err := scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
+	m1, err := benchkit.Scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
 	if err != nil {
 		return drained{}, err
 	}
@@ -527,11 +529,11 @@ func (b *bench) series(ctx context.Context) ([]map[string]string, error) {
 
 // prometheusPhase starts Prometheus and remote-writes the series for
 // warmup + duration.
-func (b *bench) prometheusPhase(ctx context.Context, groups []group) (_ *Measurement, err error) {
+func (b *bench) prometheusPhase(ctx context.Context, groups []benchkit.Group) (_ *Measurement, err error) {
 	if len(groups) == 0 {
 		return nil, errors.New("no series to remote-write")
 	}
-	ports, err := freePorts(1)
+	ports, err := benchkit.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
@@ -540,7 +542,7 @@ func (b *bench) prometheusPhase(ctx context.Context, groups []group) (_ *Measure
 	if err := os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("prometheus config: %w", err)
 	}
-	p, err := startProcess("prometheus", b.cfg.Prometheus, []string{
+	p, err := benchkit.StartProcess("prometheus", b.cfg.Prometheus, []string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + filepath.Join(b.dir, "prometheus-data"),
 		"--web.listen-address=" + addr,
@@ -550,53 +552,42 @@ func (b *bench) prometheusPhase(ctx context.Context, groups []group) (_ *Measure
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, p.stop(time.Minute)) }()
-	if err := waitReady(ctx, p, "http://"+addr+"/-/ready", time.Minute); err != nil {
+	defer func() { err = errors.Join(err, p.Stop(time.Minute)) }()
+	if err := benchkit.WaitReady(ctx, p, "http://"+addr+"/-/ready", time.Minute); err != nil {
 		return nil, err
 	}
 	perReq := max(b.cfg.SamplesPerRequest/b.cfg.DataItems, 1)
 	b.printf("Prometheus pid %d at %s: %d writers, %d samples per request, %d series\n",
-		p.cmd.Process.Pid, addr, b.cfg.Writers, perReq*b.cfg.DataItems, len(groups)*b.cfg.DataItems)
-	st := &sendStats{}
+		p.PID(), addr, b.cfg.Writers, perReq*b.cfg.DataItems, len(groups)*b.cfg.DataItems)
+	st := &benchkit.SendStats{}
 	r := &Measurement{Name: "prometheus", DataItems: b.cfg.DataItems, Warmup: b.cfg.Warmup}
 	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		remoteWrite(loadCtx, writeConfig{URL: "http://" + addr + "/api/v1/write", Groups: groups, Writers: b.cfg.Writers, PerRequest: perReq}, st)
+		benchkit.RemoteWrite(loadCtx, benchkit.WriteConfig{URL: "http://" + addr + "/api/v1/write", Groups: groups, Writers: b.cfg.Writers, PerRequest: perReq}, st)
 	}()
 	err = b.sample(ctx, r, b.cfg.Warmup+b.cfg.Duration, func(pt *Point) error {
-		pt.Sent = st.ok.Load() * int64(perReq*b.cfg.DataItems)
-		pt.Failed = st.failed.Load()
-		m, err := scrape(ctx, b.client, "http://"+addr+"/metrics", metricAppended)
+		pt.Sent = st.OK.Load() * int64(perReq*b.cfg.DataItems)
+		pt.Failed = st.Failed.Load()
+		m, err := benchkit.Scrape(ctx, b.client, "http://"+addr+"/metrics", metricAppended)
 		if err != nil {
 			return err
 		}
 		pt.Stored = m[metricAppended]
-		u, err := p.usage()
-		pt.RSS, pt.CPU = u.rss, u.cpu
+		u, err := p.Usage()
+		pt.RSS, pt.CPU = u.RSS, u.CPU
 		return err
 	})
 	stop()
 	<-done
-	r.FirstError = st.err()
+	r.FirstError = st.Err()
 	if err != nil {
 		return nil, err
 	}
 	b.printRun(r)
 	return r, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func sanitize(s string) string {

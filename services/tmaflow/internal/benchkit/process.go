@@ -1,4 +1,4 @@
-package pipebench
+package benchkit
 
 import (
 	"context"
@@ -20,17 +20,17 @@ import (
 	"github.com/prometheus/procfs"
 )
 
-// process is a child process the benchmark measures from outside: its RSS
+// Process is a child process the benchmark measures from outside: its RSS
 // and CPU are its own, not the load generator's.
-type process struct {
+type Process struct {
 	name string
 	cmd  *exec.Cmd
 	done chan error
 	log  *os.File
 }
 
-// startProcess starts bin with args, its output in logPath.
-func startProcess(name, bin string, args []string, logPath string) (*process, error) {
+// StartProcess starts bin with args, its output in logPath.
+func StartProcess(name, bin string, args []string, logPath string) (*Process, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s log: %w", name, err)
@@ -40,15 +40,15 @@ func startProcess(name, bin string, args []string, logPath string) (*process, er
 	if err := cmd.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("start %s: %w", name, err), f.Close())
 	}
-	p := &process{name: name, cmd: cmd, done: make(chan error, 1), log: f}
+	p := &Process{name: name, cmd: cmd, done: make(chan error, 1), log: f}
 	go func() { p.done <- cmd.Wait() }()
 	return p, nil
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
-// exited reports an early exit while waiting for readiness.
-func (p *process) exited() error {
+// Exited reports an early exit while waiting for readiness.
+func (p *Process) Exited() error {
 	select {
 	case err := <-p.done:
 		p.done <- err
@@ -58,9 +58,9 @@ func (p *process) exited() error {
 	}
 }
 
-// stop sends SIGTERM and waits for the process to end (SIGKILL after
+// Stop sends SIGTERM and waits for the process to end (SIGKILL after
 // timeout). A clean exit on SIGTERM is no error.
-func (p *process) stop(timeout time.Duration) error {
+func (p *Process) Stop(timeout time.Duration) error {
 	if p == nil {
 		return nil
 	}
@@ -79,28 +79,28 @@ func (p *process) stop(timeout time.Duration) error {
 	return errors.Join(err, p.log.Close())
 }
 
-// usage is a process's resident memory and CPU time so far.
-type usage struct {
-	rss int64
-	cpu time.Duration
+// Usage is a process's resident memory and CPU time so far.
+type Usage struct {
+	RSS int64
+	CPU time.Duration
 }
 
-func (p *process) usage() (usage, error) {
-	proc, err := procfs.NewProc(p.pid())
+func (p *Process) Usage() (Usage, error) {
+	proc, err := procfs.NewProc(p.PID())
 	if err != nil {
-		return usage{}, fmt.Errorf("%s proc: %w", p.name, err)
+		return Usage{}, fmt.Errorf("%s proc: %w", p.name, err)
 	}
 	st, err := proc.Stat()
 	if err != nil {
-		return usage{}, fmt.Errorf("%s stat: %w", p.name, err)
+		return Usage{}, fmt.Errorf("%s stat: %w", p.name, err)
 	}
-	return usage{rss: int64(st.ResidentMemory()), cpu: time.Duration(st.CPUTime() * float64(time.Second))}, nil
+	return Usage{RSS: int64(st.ResidentMemory()), CPU: time.Duration(st.CPUTime() * float64(time.Second))}, nil
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. They are
+// FreePorts returns n distinct free TCP ports on 127.0.0.1. They are
 // released before the child binds them; on a quiet machine nothing takes
 // them meanwhile.
-func freePorts(n int) ([]string, error) {
+func FreePorts(n int) ([]string, error) {
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -119,11 +119,11 @@ func freePorts(n int) ([]string, error) {
 	return out, nil
 }
 
-// waitReady polls url until it answers 200 or the process exits.
-func waitReady(ctx context.Context, p *process, url string, timeout time.Duration) error {
+// WaitReady polls url until it answers 200 or the process exits.
+func WaitReady(ctx context.Context, p *Process, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if err := p.exited(); err != nil {
+		if err := p.Exited(); err != nil {
 			return err
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -149,9 +149,9 @@ func waitReady(ctx context.Context, p *process, url string, timeout time.Duratio
 	}
 }
 
-// scrape reads the sum over all series of each named metric (counters
+// Scrape reads the sum over all series of each named metric (counters
 // and gauges) from a /metrics endpoint.
-func scrape(ctx context.Context, client *http.Client, url string, names ...string) (map[string]float64, error) {
+func Scrape(ctx context.Context, client *http.Client, url string, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
@@ -166,13 +166,13 @@ func scrape(ctx context.Context, client *http.Client, url string, names ...strin
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
 	}
-	return sumMetrics(resp.Body, names...)
+	return SumMetrics(resp.Body, names...)
 }
 
-// sumMetrics parses the text exposition format and sums every series of
+// SumMetrics parses the text exposition format and sums every series of
 // the named metrics; a histogram gives <name>_sum and <name>_count. A
 // metric not exposed is absent from the result.
-func sumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
+func SumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
@@ -207,8 +207,8 @@ func sumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 	return out, nil
 }
 
-// buildTmaflow compiles the tmaflow binary from the module at src into dir.
-func buildTmaflow(ctx context.Context, goBin, src, dir string) (string, error) {
+// BuildTmaflow compiles the tmaflow binary from the module at src into dir.
+func BuildTmaflow(ctx context.Context, goBin, src, dir string) (string, error) {
 	bin := filepath.Join(dir, "tmaflow")
 	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, ".")
 	cmd.Dir = src
