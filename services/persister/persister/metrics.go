@@ -18,6 +18,7 @@ type ingestMetrics struct {
 	samples      map[string]prometheus.Counter // by outcome
 	rejected     map[string]prometheus.Counter // by reason
 	append       prometheus.Histogram
+	commitSize   prometheus.Histogram
 	lag          prometheus.Gauge
 	caughtUp     prometheus.Gauge
 }
@@ -37,6 +38,11 @@ func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
 			Name:    "tmaflow_persister_append_duration_seconds",
 			Help:    "Time to append and commit one batch to the TSDB.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		commitSize: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tmaflow_persister_tsdb_commit_batches",
+			Help:    "Batches of topic-metrics per TSDB commit: batches appended while a commit runs share the next one.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 		}),
 		lag: f.NewGauge(prometheus.GaugeOpts{
 			Name: "tmaflow_persister_consumer_lag_records",

@@ -163,7 +163,7 @@ func newService(cfg Config, opts Options, v verifier) (_ *Service, err error) {
 			err = errors.Join(err, s.closeDB())
 		}
 	}()
-	s.store = &store{db: s.db}
+	s.store = &store{db: s.db, onCommit: func(n int) { s.ingest.commitSize.Observe(float64(n)) }}
 	if s.meta, err = newMetadataStore(cfg.TSDB.Path); err != nil {
 		return nil, err
 	}

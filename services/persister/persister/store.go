@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -64,14 +65,53 @@ type appendQuerier interface {
 	Querier(mint, maxt int64) (storage.Querier, error)
 }
 
-// store appends sample batches to the TSDB.
+// store appends sample batches to the TSDB. Batches appended while a
+// commit runs share the next commit (group commit): under load one WAL
+// write covers many records, and an idle store commits each batch at once.
 type store struct {
 	db appendQuerier
-	// appendMu serialises append-and-commit. The head re-checks every
-	// sample at commit and silently drops those that concurrent commits
-	// made out of order; one appender at a time makes the check at Append,
-	// whose errors are reported, the final one.
-	appendMu sync.Mutex
+	// onCommit, if set, is called with the batches of every commit.
+	onCommit func(batches int)
+
+	// mu serialises appends and commits. The head re-checks every sample
+	// at commit and silently drops those that concurrent commits made out
+	// of order; one appender at a time, never appending during a commit,
+	// makes the check at Append, whose errors are reported, the final one.
+	mu         sync.Mutex
+	open       *commitGroup // batches appended since the last commit
+	committing bool         // a commitLoop runs
+}
+
+// commitGroup is the batches of one commit.
+type commitGroup struct {
+	app     storage.Appender
+	batches int
+	done    chan struct{} // closed after the commit; err is set then
+	err     error
+}
+
+// commitLoop commits the open group until none is left. It runs while
+// batches wait, so nothing outlives the last append.
+func (s *store) commitLoop() {
+	for {
+		s.mu.Lock()
+		g := s.open
+		if g == nil {
+			s.committing = false
+			s.mu.Unlock()
+			return
+		}
+		s.open = nil
+		g.err = g.app.Commit()
+		s.mu.Unlock()
+		if s.onCommit != nil {
+			s.onCommit(g.batches)
+		}
+		close(g.done)
+		// Let the appenders that queued during the commit in before
+		// the next one.
+		runtime.Gosched()
+	}
 }
 
 // appendResult is what one batch did to the TSDB.
@@ -305,8 +345,15 @@ func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, err
 	var res appendResult
 	series := prepare(b, &res)
 
-	s.appendMu.Lock()
-	app := s.db.Appender(ctx)
+	s.mu.Lock()
+	g := s.open
+	if g == nil {
+		// The group outlives this call's ctx: others share it.
+		g = &commitGroup{app: s.db.Appender(context.WithoutCancel(ctx)), done: make(chan struct{})}
+		s.open = g
+	}
+	g.batches++
+	app := g.app
 	var refused []refusal
 	for i := range series {
 		p := &series[i]
@@ -321,10 +368,20 @@ func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, err
 			res.appended++
 		}
 	}
-	err := app.Commit()
-	s.appendMu.Unlock()
-	if err != nil {
-		return appendResult{}, fmt.Errorf("commit to tsdb: %w", err)
+	if !s.committing {
+		s.committing = true
+		go s.commitLoop()
+	}
+	s.mu.Unlock()
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		// The samples may still be committed: appending them again is
+		// harmless.
+		return appendResult{}, fmt.Errorf("commit to tsdb: %w", ctx.Err())
+	}
+	if g.err != nil {
+		return appendResult{}, fmt.Errorf("commit to tsdb: %w", g.err)
 	}
 	if len(refused) == 0 {
 		return res, nil

@@ -4,9 +4,11 @@ import (
 	"context"
 	"math"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/samples"
@@ -268,4 +270,45 @@ func TestPrepareLeavesBatchForRetry(t *testing.T) {
 			require.Equal(t, []samples.Sample{{TimestampMs: ms(time.Second), Value: 3}}, prepared[0][2].samples, "the merge did not overwrite the next series")
 		})
 	}
+}
+
+// Batches appended while a commit runs share the next commit; each caller
+// returns only after its own samples were committed.
+func TestGroupCommit(t *testing.T) {
+	db := openTestDB(t, 0)
+	var (
+		mu      sync.Mutex
+		commits []int
+	)
+	st := &store{db: db, onCommit: func(n int) {
+		mu.Lock()
+		commits = append(commits, n)
+		mu.Unlock()
+	}}
+	const n = 64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			b := &samples.Batch{Tenant: "t", Series: []samples.Series{{
+				Labels:  []samples.Label{{Name: "__name__", Value: "m"}, {Name: "i", Value: strconv.Itoa(i)}},
+				Samples: []samples.Sample{{TimestampMs: 1000, Value: float64(i)}},
+			}}}
+			res, err := st.append(context.Background(), b)
+			require.NoError(t, err)
+			require.Equal(t, 1, res.appended)
+			// Committed before append returned: a query sees it.
+			got, err := st.storedValues(context.Background(), labels.FromStrings("__name__", "m", "i", strconv.Itoa(i), TenantLabel, "t"), 1000, 1000)
+			require.NoError(t, err)
+			require.Equal(t, map[int64]float64{1000: float64(i)}, got)
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, c := range commits {
+		total += c
+	}
+	require.Equal(t, n, total, "every batch committed once")
+	t.Logf("%d batches in %d commits", n, len(commits))
 }
