@@ -59,9 +59,10 @@ func (s *Service) handleMetrics(msg *message.Message) error {
 	}
 	start := s.now()
 	// Decoding overlaps; appends keep the partition's order, so the
-	// samples of a series arrive in time order.
+	// samples of a series arrive in time order. The turn passes once the
+	// samples are appended: the next record joins the same commit.
 	release := bus.AwaitTurn(msg.Context())
-	res, err := s.appendUntilCommitted(msg, b)
+	res, err := s.appendUntilCommitted(msg, b, release)
 	release()
 	if err != nil {
 		return err
@@ -89,11 +90,11 @@ func (s *Service) handleMetrics(msg *message.Message) error {
 // rebalance: the batch comes again). A failing disk is no fault of the
 // data: dead-lettering would empty the topic into topic-dlq, so the
 // partition waits instead, and /metrics shows the failures.
-func (s *Service) appendUntilCommitted(msg *message.Message, b *samples.Batch) (appendResult, error) {
+func (s *Service) appendUntilCommitted(msg *message.Message, b *samples.Batch, appended func()) (appendResult, error) {
 	ctx := msg.Context()
 	delay := s.cfg.Bus.InitialInterval
 	for attempt := 1; ; attempt++ {
-		res, err := s.store.append(ctx, b)
+		res, err := s.store.appendThen(ctx, b, appended)
 		if err == nil {
 			return res, nil
 		}

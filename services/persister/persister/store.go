@@ -342,6 +342,13 @@ type refusal struct {
 // value (re-delivery of a batch whose samples fell behind the head since)
 // count as stored; the others come back in the result.
 func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, error) {
+	return s.appendThen(ctx, b, nil)
+}
+
+// appendThen is append calling appended, if set, once b's samples are in
+// the open group, before it waits for the commit: the next batch of the
+// partition may append then and share the commit.
+func (s *store) appendThen(ctx context.Context, b *samples.Batch, appended func()) (appendResult, error) {
 	var res appendResult
 	series := prepare(b, &res)
 
@@ -373,6 +380,9 @@ func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, err
 		go s.commitLoop()
 	}
 	s.mu.Unlock()
+	if appended != nil {
+		appended()
+	}
 	select {
 	case <-g.done:
 	case <-ctx.Done():
