@@ -37,14 +37,7 @@ import (
 
 // Config is one pipeline benchmark.
 type Config struct {
-	// TmaflowSource is the tmaflow module built into a temporary dir;
-	// TmaflowBinary, when set, is used instead.
-	TmaflowSource, TmaflowBinary string
-	GoBinary                     string
-	Prometheus                   string
-	Registry                     string
-	User, Password               string
-	ProbeID                      int64
+	benchkit.Setup
 	// FirstResource is the first resourceId; Resources ids follow it.
 	FirstResource int64
 	Resources     int
@@ -72,14 +65,7 @@ type Config struct {
 
 // RegisterFlags registers the benchmark's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.TmaflowSource, "tmaflow.src", ".", "Directory of the tmaflow module, built with go build into a temporary dir.")
-	fs.StringVar(&c.TmaflowBinary, "tmaflow.bin", "", "Use this tmaflow binary instead of building one.")
-	fs.StringVar(&c.GoBinary, "go", "go", "Go command (go build, go tool pprof).")
-	fs.StringVar(&c.Prometheus, "prometheus", "/usr/bin/prometheus", "Prometheus binary receiving the remote-write load (empty: skip).")
-	fs.StringVar(&c.Registry, "registry", "../../examples/registry.yaml", "Registry file of tmaflow (probes, resources, descriptions).")
-	fs.StringVar(&c.User, "user", "probe-python-demo", "Probe name (HTTP Basic user) posting the messages.")
-	fs.StringVar(&c.Password, "password", "demo-secret", "Probe secret.")
-	fs.Int64Var(&c.ProbeID, "probe-id", 0, "Probe id in the messages.")
+	c.Setup.RegisterFlags(fs, "Prometheus binary receiving the remote-write load")
 	fs.Int64Var(&c.FirstResource, "first-resource", 101098, "First resourceId (the demo registry's resource); the others follow it.")
 	fs.IntVar(&c.Resources, "resources", 256, "Distinct resources: each makes data-items series.")
 	fs.IntVar(&c.DataItems, "data-items", 20, "Data items (of one observation each) per message: samples per message.")
@@ -186,11 +172,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return Report{}, fmt.Errorf("out dir: %w", err)
 	}
-	if b.bin = cfg.TmaflowBinary; b.bin == "" {
-		b.printf("building tmaflow from %s\n", cfg.TmaflowSource)
-		if b.bin, err = benchkit.BuildTmaflow(ctx, cfg.GoBinary, cfg.TmaflowSource, b.dir); err != nil {
-			return Report{}, err
-		}
+	if b.bin, err = cfg.Tmaflow(ctx, b.dir, out); err != nil {
+		return Report{}, err
 	}
 	if err := b.startTmaflow(ctx); err != nil {
 		return Report{}, err

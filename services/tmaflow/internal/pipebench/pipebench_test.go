@@ -83,7 +83,7 @@ func TestLag(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: "topic-monitor", Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: "topic-monitor", Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	msgs := make([]kafka.Message, 10)
 	for i := range msgs {
 		msgs[i] = kafka.Message{Key: []byte{byte(i)}, Value: []byte("x")}

@@ -1,0 +1,635 @@
+// Package alertbench is `make bench-alert`: the time from a probe's
+// value crossing a threshold to the alert arriving at an Alertmanager
+// webhook receiver, for tmaflow (POST /monitor → labeler → ruler, rules
+// evaluated when their data arrives) and for Debian's Prometheus fed by
+// remote write with evaluation_interval 1s and 100ms, with the same
+// 1,000 rules, the same Alertmanager and the same background load.
+//
+// Every system runs as a child process (tmaflow built from this module,
+// on its embedded broker, auth on), so its CPU is its own; the load, the
+// trials, the webhook receiver and the topic-alerts reader run in this
+// process and time every path on one monotonic clock.
+//
+// A trial arms a series of its own (a fresh resource_id, value below the
+// threshold), waits a uniformly random time (the phase to evaluation
+// ticks), sends the crossing value and times the firing alert at the
+// webhook and, for tmaflow, on topic-alerts; then it sends a value below
+// the threshold so the alert resolves. Each trial's alert is its own
+// Alertmanager group (group_by resource_id, group_wait 0s), notified at
+// once. Meanwhile the background load sends its rate of messages of
+// values below every rule's threshold: to tmaflow as TMA messages, to
+// Prometheus as the same series (learned from tmaflow's topic-metrics)
+// by remote write.
+package alertbench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/prometheus/prompb"
+	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/registry"
+	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+)
+
+// Report is what the benchmark measured, one Result per system.
+type Report struct {
+	Results []*Result
+}
+
+// Result is one system's trials.
+type Result struct {
+	Name     string
+	Interval time.Duration // Prometheus's evaluation_interval; 0 for tmaflow
+	Webhook  Latency
+	Topic    *Latency // topic-alerts, tmaflow only
+	Send     Latency  // the crossing request's round trip
+	Trials   int
+	// Wall, CPU and RSS are the system process's over the trials, under
+	// the background load.
+	Wall time.Duration
+	CPU  time.Duration
+	RSS  int64
+	// Evaluations is group evaluations/s (tmaflow: triggered and ticks;
+	// Prometheus: group iterations), RuleEvaluations rules evaluated/s
+	// (Prometheus only).
+	Evaluations, RuleEvaluations float64
+	// EvalSeconds is the summed duration of group evaluations per second.
+	EvalSeconds float64
+	// ArrivalToEval is tmaflow's mean time from a batch's arrival to its
+	// evaluation.
+	ArrivalToEval time.Duration
+	LoadSent      int64 // background messages accepted
+	Profile       *benchkit.ProfileSummary
+}
+
+// CPUCores is the CPU the system spent per second of the trials.
+func (r *Result) CPUCores() float64 {
+	if r.Wall <= 0 {
+		return 0
+	}
+	return r.CPU.Seconds() / r.Wall.Seconds()
+}
+
+// Ruler and Prometheus metrics read around the trials.
+const (
+	metricGroupEvals   = "tmaflow_ruler_group_evaluations_total"
+	metricGroupEvalDur = "tmaflow_ruler_group_evaluation_duration_seconds"
+	metricArrivalEval  = "tmaflow_ruler_arrival_to_evaluation_seconds"
+	metricPromIters    = "prometheus_rule_group_iterations_total"
+	metricPromEvals    = "prometheus_rule_evaluations_total"
+)
+
+type bench struct {
+	cfg      Config
+	out      io.Writer
+	dir      string
+	bin      string
+	rng      *rand.Rand
+	client   *http.Client
+	hook     *arrivals
+	amURL    string
+	rules    string // the rule file
+	rulesDir string // <rulesDir>/<tenant>/rules.yml, the ruler's layout
+	spec     ruleSpec
+	learned  []map[string]string
+}
+
+// Run runs the benchmark, printing as it goes.
+func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error) {
+	if err := cfg.Validate(); err != nil {
+		return Report{}, err
+	}
+	b := &bench{cfg: cfg, out: out, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0)),
+		client: &http.Client{Timeout: 10 * time.Second}, hook: newArrivals()}
+	if b.dir = cfg.OutDir; b.dir == "" {
+		if b.dir, err = os.MkdirTemp("", "tmaflow-alertbench-"); err != nil {
+			return Report{}, fmt.Errorf("temp dir: %w", err)
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(b.dir)) }()
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return Report{}, fmt.Errorf("out dir: %w", err)
+	}
+	if err := b.writeRules(); err != nil {
+		return Report{}, err
+	}
+	if b.bin, err = cfg.Tmaflow(ctx, b.dir, out); err != nil {
+		return Report{}, err
+	}
+	hook, err := startWebhook(webhookHandler(b.hook))
+	if err != nil {
+		return Report{}, err
+	}
+	defer func() { err = errors.Join(err, hook.Close()) }()
+	am, err := b.startAlertmanager(ctx, hook.URL)
+	if err != nil {
+		return Report{}, err
+	}
+	defer func() { err = errors.Join(err, am.Stop(time.Minute)) }()
+	b.printf("%d rules (%d groups), %d trials per system, background %g messages/s of %d data items over %d resources, Alertmanager %s (pid %d)\n\n",
+		cfg.Rules, 1+(cfg.Rules-1+cfg.RulesPerGroup-1)/cfg.RulesPerGroup, cfg.Trials, cfg.Rate, cfg.DataItems, cfg.Resources, b.amURL, am.PID())
+
+	r, err := b.tmaflowRun(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("tmaflow: %w", err)
+	}
+	rep.Results = append(rep.Results, r)
+	if cfg.Prometheus != "" {
+		for k, iv := range cfg.Intervals {
+			r, err := b.prometheusRun(ctx, iv, int64(k+2)*1_000_000)
+			if err != nil {
+				return rep, fmt.Errorf("prometheus at %s: %w", iv, err)
+			}
+			rep.Results = append(rep.Results, r)
+		}
+	}
+	printReport(b.out, cfg, rep)
+	return rep, nil
+}
+
+func (b *bench) printf(format string, args ...any) { _, _ = fmt.Fprintf(b.out, format, args...) }
+
+// writeRules generates the rule file from the registry's descriptions,
+// in the ruler's layout (<dir>/<tenant>/rules.yml); Prometheus reads the
+// same file.
+func (b *bench) writeRules() error {
+	f, err := registry.Load(b.cfg.Registry)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	tenant := ""
+	for _, p := range f.Probes {
+		if p.Name == b.cfg.User || strconv.FormatInt(p.ID, 10) == b.cfg.User {
+			tenant = p.Tenant
+		}
+	}
+	if tenant == "" {
+		return fmt.Errorf("registry %s: no probe %q", b.cfg.Registry, b.cfg.User)
+	}
+	trial, others, err := metricsOf(f, b.cfg.DataItems)
+	if err != nil {
+		return fmt.Errorf("registry %s: %w", b.cfg.Registry, err)
+	}
+	groups := (b.cfg.Rules - 1 + b.cfg.RulesPerGroup - 1) / b.cfg.RulesPerGroup
+	b.spec = ruleSpec{Rules: b.cfg.Rules, PerGroup: b.cfg.RulesPerGroup, Threshold: b.cfg.Threshold,
+		TrialMetric: trial, Metrics: others, Resources: b.background()[:groups]}
+	b.rulesDir = filepath.Join(b.dir, "rules")
+	if err := os.MkdirAll(filepath.Join(b.rulesDir, tenant), 0o755); err != nil {
+		return fmt.Errorf("rules dir: %w", err)
+	}
+	b.rules = filepath.Join(b.rulesDir, tenant, "rules.yml")
+	if err := os.WriteFile(b.rules, rulesFile(b.spec), 0o644); err != nil {
+		return fmt.Errorf("write rules: %w", err)
+	}
+	return nil
+}
+
+// background is the background load's resource ids.
+func (b *bench) background() []int64 {
+	ids := make([]int64, b.cfg.Resources)
+	for i := range ids {
+		ids[i] = b.cfg.FirstResource + int64(i)
+	}
+	return ids
+}
+
+func (b *bench) startAlertmanager(ctx context.Context, hookURL string) (*benchkit.Process, error) {
+	ports, err := benchkit.FreePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	b.amURL = "http://" + ports[0]
+	cfgPath := filepath.Join(b.dir, "alertmanager.yml")
+	if err := os.WriteFile(cfgPath, alertmanagerConfig(hookURL), 0o644); err != nil {
+		return nil, fmt.Errorf("alertmanager config: %w", err)
+	}
+	p, err := benchkit.StartProcess("alertmanager", b.cfg.Alertmanager, []string{
+		"--config.file=" + cfgPath,
+		"--storage.path=" + filepath.Join(b.dir, "alertmanager-data"),
+		"--web.listen-address=" + ports[0],
+		"--cluster.listen-address=",
+		"--log.level=warn",
+	}, filepath.Join(b.dir, "alertmanager.log"))
+	if err != nil {
+		return nil, err
+	}
+	if err := benchkit.WaitReady(ctx, p, b.amURL+"/-/ready", time.Minute); err != nil {
+		return nil, errors.Join(err, p.Stop(10*time.Second))
+	}
+	return p, nil
+}
+
+// tmaflowRun measures tmaflow: monitor, labeler and ruler on the
+// embedded broker, alerts to the Alertmanager and topic-alerts.
+func (b *bench) tmaflowRun(ctx context.Context) (_ *Result, err error) {
+	ports, err := benchkit.FreePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	broker, monitor, labeler, rulerAddr, debug := ports[0], ports[1], ports[2], ports[3], ports[4]
+	reg, err := filepath.Abs(b.cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("registry path: %w", err)
+	}
+	args := append([]string{
+		"-target=monitor,labeler,ruler",
+		"-data-dir=" + filepath.Join(b.dir, "tmaflow-data"),
+		"-registry=" + reg,
+		"-broker.listen-address=" + broker,
+		"-monitor.listen-address=" + monitor,
+		"-labeler.listen-address=" + labeler,
+		"-ruler.listen-address=" + rulerAddr,
+		"-ruler.rules.dir=" + b.rulesDir,
+		"-ruler.alertmanager.url=" + b.amURL,
+		"-debug.listen-address=" + debug,
+		"-log.level=warn",
+	}, b.cfg.TmaflowArgs...)
+	tf, err := benchkit.StartProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, tf.Stop(time.Minute)) }()
+	for _, addr := range []string{monitor, labeler, rulerAddr} {
+		if err := benchkit.WaitReady(ctx, tf, "http://"+addr+"/-/ready", time.Minute); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.awaitRules(ctx, tf, "http://"+rulerAddr+"/api/v1/rules"); err != nil {
+		return nil, err
+	}
+	b.printf("tmaflow pid %d: monitor %s, ruler %s, broker %s; %d rules loaded\n", tf.PID(), monitor, rulerAddr, broker, b.cfg.Rules)
+
+	monitorURL := "http://" + monitor + "/monitor"
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	st := &benchkit.SendStats{}
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		benchkit.Send(loadCtx, benchkit.SendConfig{
+			URL: monitorURL, User: b.cfg.User, Password: b.cfg.Password, ProbeID: b.cfg.ProbeID,
+			Resources: b.background(), DataItems: b.cfg.DataItems, Concurrency: b.cfg.Concurrency,
+			Rate: b.cfg.Rate, Value: backgroundValue,
+		}, st)
+	}()
+	defer func() { stopLoad(); <-loadDone }()
+
+	learner := newSeriesLearner()
+	stopLearn, err := consume(ctx, broker, contract.TopicMetrics, kafka.FirstOffset, learner.handle)
+	if err != nil {
+		return nil, err
+	}
+	topic := newArrivals()
+	stopAlerts, err := consume(ctx, broker, contract.TopicAlerts, kafka.LastOffset, alertsFromTopic(topic))
+	if err != nil {
+		return nil, errors.Join(err, stopLearn())
+	}
+	defer func() { err = errors.Join(err, stopAlerts()) }()
+	b.printf("tmaflow: warm-up %s\n", b.cfg.Warmup)
+	if !benchkit.Sleep(ctx, b.cfg.Warmup) {
+		return nil, errors.Join(ctx.Err(), stopLearn())
+	}
+	err = b.learn(ctx, learner)
+	if err = errors.Join(err, stopLearn()); err != nil {
+		return nil, err
+	}
+	if err := st.Err(); err != nil {
+		return nil, fmt.Errorf("background load: %w", err)
+	}
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	clock := benchkit.NewResourceClock(1)
+	sendCfg := benchkit.SendConfig{URL: monitorURL, User: b.cfg.User, Password: b.cfg.Password}
+	var seq int64
+	send := func(ctx context.Context, resource int64, value float64) error {
+		seq++
+		body := benchkit.AppendMessage(nil, b.cfg.ProbeID, resource, seq, clock.Next(0, time.Now()), 1,
+			func(int64, int) float64 { return value })
+		status, err := benchkit.Post(ctx, client, sendCfg, body)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("monitor answered %d", status)
+		}
+		return err
+	}
+	run := &Result{Name: "tmaflow"}
+	var prof chan error
+	profPath := filepath.Join(b.dir, "tmaflow-cpu.pprof")
+	if b.cfg.Profile > 0 {
+		prof = make(chan error, 1)
+		go func() { prof <- benchkit.FetchProfile(ctx, debug, b.cfg.Profile, profPath) }()
+	}
+	sent0 := st.OK.Load()
+	err = b.measure(ctx, run, tf, "http://"+rulerAddr+"/metrics", 1_000_000, send, topic)
+	run.LoadSent = st.OK.Load() - sent0
+	if err != nil {
+		return nil, err
+	}
+	if prof != nil {
+		if perr := <-prof; perr != nil {
+			b.printf("tmaflow profile: %v\n", perr)
+		} else if s, perr := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, profPath, b.cfg.Profile, byService, benchkit.ByWork); perr != nil {
+			b.printf("tmaflow profile: %v\n", perr)
+		} else {
+			s.Run = "tmaflow trials"
+			run.Profile = &s
+		}
+	}
+	if err := st.Err(); err != nil {
+		return nil, fmt.Errorf("background load: %w", err)
+	}
+	return run, nil
+}
+
+// learn waits until topic-metrics showed every series of the background
+// (the labeler's label sets) and checks the rules' metrics are among
+// them: a rule on a series that does not exist would cost nothing.
+func (b *bench) learn(ctx context.Context, l *seriesLearner) error {
+	want := b.cfg.Resources * b.cfg.DataItems
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b.learned = l.sets()
+		if len(b.learned) >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic-metrics showed %d of the background's %d series after the warm-up and a minute", len(b.learned), want)
+		}
+		if !benchkit.Sleep(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	names := map[string]bool{}
+	for _, s := range b.learned {
+		names[s["__name__"]] = true
+	}
+	for _, m := range append([]string{b.spec.TrialMetric}, b.spec.Metrics...) {
+		if !names[m] {
+			return fmt.Errorf("no series named %s on topic-metrics: the rules would select nothing", m)
+		}
+	}
+	return nil
+}
+
+// awaitRules waits until the rules API lists every rule.
+func (b *bench) awaitRules(ctx context.Context, p *benchkit.Process, url string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := countRules(ctx, b.client, url)
+		if err == nil && n == b.cfg.Rules {
+			return nil
+		}
+		if perr := p.Exited(); perr != nil {
+			return perr
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s lists %d rules, want %d (last error: %v)", url, n, b.cfg.Rules, err)
+		}
+		if !benchkit.Sleep(ctx, 200*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// countRules counts the rules of a Prometheus-style /api/v1/rules.
+func countRules(ctx context.Context, client *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, fmt.Errorf("rules: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("rules: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	return parseRuleCount(resp.Body)
+}
+
+func parseRuleCount(r io.Reader) (int, error) {
+	var body struct {
+		Status string `json:"status"`
+		Data   struct {
+			Groups []struct {
+				Rules []json.RawMessage `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(r).Decode(&body); err != nil {
+		return 0, fmt.Errorf("decode rules: %w", err)
+	}
+	if body.Status != "success" {
+		return 0, fmt.Errorf("rules: status %q", body.Status)
+	}
+	n := 0
+	for _, g := range body.Data.Groups {
+		n += len(g.Rules)
+	}
+	return n, nil
+}
+
+// sendFunc sends one value of a trial's series.
+type sendFunc func(ctx context.Context, resource int64, value float64) error
+
+// measure runs the trials (resource ids from base) and reads the
+// process's CPU and the evaluation metrics around them.
+func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, metricsURL string, base int64, send sendFunc, topic *arrivals) error {
+	names := []string{metricGroupEvals, metricGroupEvalDur, metricArrivalEval, metricPromIters, metricPromEvals}
+	m0, err := benchkit.Scrape(ctx, b.client, metricsURL, names...)
+	if err != nil {
+		return err
+	}
+	u0, err := p.Usage()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var hook, top, sent []time.Duration
+	hookMiss, topMiss := 0, 0
+	arm, cross, resolve := float64(backgroundMax)/2, b.cfg.Threshold+5, float64(backgroundMax)/4
+	for i := range b.cfg.Trials {
+		id := base + int64(i)
+		key := strconv.FormatInt(id, 10)
+		if err := send(ctx, id, arm); err != nil {
+			return fmt.Errorf("trial %d: arm: %w", i, err)
+		}
+		wait := 50*time.Millisecond + time.Duration(b.rng.Int64N(int64(b.cfg.Phase)+1))
+		if !benchkit.Sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		t0 := time.Now()
+		if err := send(ctx, id, cross); err != nil {
+			return fmt.Errorf("trial %d: cross: %w", i, err)
+		}
+		sent = append(sent, time.Since(t0))
+		if at, ok := b.hook.await(ctx, key, b.cfg.TrialTimeout); ok {
+			hook = append(hook, at.Sub(t0))
+		} else {
+			hookMiss++
+		}
+		if topic != nil {
+			if at, ok := topic.await(ctx, key, b.cfg.TrialTimeout); ok {
+				top = append(top, at.Sub(t0))
+			} else {
+				topMiss++
+			}
+		}
+		if err := send(ctx, id, resolve); err != nil {
+			return fmt.Errorf("trial %d: resolve: %w", i, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if (i+1)%max(b.cfg.Trials/4, 1) == 0 {
+			b.printf("%s: %d/%d trials, webhook p50 so far %s\n", run.Name, i+1, b.cfg.Trials, summarize(hook, hookMiss).P50.Round(10*time.Microsecond))
+		}
+	}
+	run.Wall = time.Since(start)
+	u1, err := p.Usage()
+	if err != nil {
+		return err
+	}
+	m1, err := benchkit.Scrape(ctx, b.client, metricsURL, names...)
+	if err != nil {
+		return err
+	}
+	run.Trials = b.cfg.Trials
+	run.Webhook, run.Send = summarize(hook, hookMiss), summarize(sent, 0)
+	if topic != nil {
+		l := summarize(top, topMiss)
+		run.Topic = &l
+	}
+	run.CPU, run.RSS = u1.CPU-u0.CPU, u1.RSS
+	secs := run.Wall.Seconds()
+	delta := func(n string) float64 { return (m1[n] - m0[n]) / secs }
+	run.Evaluations = delta(metricGroupEvals) + delta(metricPromIters)
+	run.RuleEvaluations = delta(metricPromEvals)
+	run.EvalSeconds = delta(metricGroupEvalDur + "_sum")
+	if n := m1[metricArrivalEval+"_count"] - m0[metricArrivalEval+"_count"]; n > 0 {
+		run.ArrivalToEval = time.Duration((m1[metricArrivalEval+"_sum"] - m0[metricArrivalEval+"_sum"]) / n * float64(time.Second))
+	}
+	return nil
+}
+
+// prometheusRun measures Prometheus with the rules at interval, fed by
+// remote write.
+func (b *bench) prometheusRun(ctx context.Context, interval time.Duration, base int64) (_ *Result, err error) {
+	ports, err := benchkit.FreePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	addr := ports[0]
+	name := "prometheus-" + promDuration(interval)
+	cfgPath := filepath.Join(b.dir, name+".yml")
+	if err := os.WriteFile(cfgPath, prometheusConfig(interval, b.rules, b.amURL[len("http://"):]), 0o644); err != nil {
+		return nil, fmt.Errorf("prometheus config: %w", err)
+	}
+	p, err := benchkit.StartProcess(name, b.cfg.Prometheus, []string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(b.dir, name+"-data"),
+		"--web.listen-address=" + addr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	}, filepath.Join(b.dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, p.Stop(time.Minute)) }()
+	if err := benchkit.WaitReady(ctx, p, "http://"+addr+"/-/ready", time.Minute); err != nil {
+		return nil, err
+	}
+	if err := b.awaitRules(ctx, p, "http://"+addr+"/api/v1/rules"); err != nil {
+		return nil, err
+	}
+	groups, trialLabels, err := b.remoteSeries()
+	if err != nil {
+		return nil, err
+	}
+	writeURL := "http://" + addr + "/api/v1/write"
+	b.printf("\nPrometheus pid %d at %s, evaluation_interval %s: %d series remote-written, warm-up %s\n",
+		p.PID(), addr, promDuration(interval), b.cfg.Resources*b.cfg.DataItems, b.cfg.Warmup)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	st := &benchkit.SendStats{}
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		benchkit.RemoteWrite(loadCtx, benchkit.WriteConfig{
+			URL: writeURL, Groups: groups, Writers: b.cfg.Writers,
+			PerRequest: max(2000/b.cfg.DataItems, 1), Rate: b.cfg.Rate, Value: backgroundValue,
+		}, st)
+	}()
+	defer func() { stopLoad(); <-loadDone }()
+	if !benchkit.Sleep(ctx, b.cfg.Warmup) {
+		return nil, ctx.Err()
+	}
+	if err := st.Err(); err != nil {
+		return nil, fmt.Errorf("background remote write: %w", err)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	clock := benchkit.NewResourceClock(1)
+	var enc benchkit.WriteEncoder
+	send := func(ctx context.Context, resource int64, value float64) error {
+		ls := slices.Clone(trialLabels)
+		for i := range ls {
+			if ls[i].Name == "resource_id" {
+				ls[i].Value = strconv.FormatInt(resource, 10)
+			}
+		}
+		req := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  ls,
+			Samples: []prompb.Sample{{Timestamp: clock.Next(0, time.Now()), Value: value}},
+		}}}
+		body, err := enc.Encode(&req)
+		if err != nil {
+			return err
+		}
+		status, err := benchkit.PostWrite(ctx, client, writeURL, body)
+		if err == nil && status/100 != 2 {
+			err = fmt.Errorf("remote write answered %d", status)
+		}
+		return err
+	}
+	run := &Result{Name: "Prometheus 2.42", Interval: interval}
+	sent0 := st.OK.Load()
+	if err := b.measure(ctx, run, p, "http://"+addr+"/metrics", base, send, nil); err != nil {
+		return nil, err
+	}
+	run.LoadSent = (st.OK.Load() - sent0) * int64(max(2000/b.cfg.DataItems, 1))
+	if err := st.Err(); err != nil {
+		return nil, fmt.Errorf("background remote write: %w", err)
+	}
+	return run, nil
+}
+
+// remoteSeries is the background's series as tmaflow labelled them,
+// grouped by resource, and the label set of a trial's series (the trial
+// metric's, with resource_id to be replaced).
+func (b *bench) remoteSeries() ([]benchkit.Group, []prompb.Label, error) {
+	groups := benchkit.GroupSeries(b.learned)
+	if len(groups) != b.cfg.Resources {
+		return nil, nil, fmt.Errorf("learned series of %d resources, want %d", len(groups), b.cfg.Resources)
+	}
+	for _, g := range groups {
+		for _, ls := range g {
+			for _, l := range ls {
+				if l.Name == "__name__" && l.Value == b.spec.TrialMetric {
+					return groups, slices.Clone(ls), nil
+				}
+			}
+		}
+	}
+	return nil, nil, fmt.Errorf("no %s series learned", b.spec.TrialMetric)
+}
