@@ -34,7 +34,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/prometheus/prometheus/prompb"
 	kafka "github.com/segmentio/kafka-go"
@@ -53,10 +56,13 @@ type Report struct {
 type Result struct {
 	Name     string
 	Interval time.Duration // Prometheus's evaluation_interval; 0 for tmaflow
+	Scoped   bool          // tmaflow's trial rule selects only the trials' series
 	Webhook  Latency
-	Topic    *Latency // topic-alerts, tmaflow only
-	Send     Latency  // the crossing request's round trip
-	Trials   int
+	// Paths are the other places the trial was timed at (tmaflow:
+	// topic-alerts, and topic-metrics with -stages).
+	Paths  []Path
+	Send   Latency // the crossing request's round trip
+	Trials int
 	// Wall, CPU and RSS are the system process's over the trials, under
 	// the background load.
 	Wall time.Duration
@@ -71,8 +77,25 @@ type Result struct {
 	// ArrivalToEval is tmaflow's mean time from a batch's arrival to its
 	// evaluation.
 	ArrivalToEval time.Duration
+	// TrialEvals and TrialEvalMean are the trial rule's group's
+	// evaluations/s and mean evaluation time (tmaflow only).
+	TrialEvals    float64
+	TrialEvalMean time.Duration
 	LoadSent      int64 // background messages accepted
 	Profile       *benchkit.ProfileSummary
+}
+
+// Path is the latency to one more place the crossing value or its alert
+// shows.
+type Path struct {
+	Name string
+	Latency
+}
+
+// tap is where a path's arrivals are recorded.
+type tap struct {
+	name string
+	arr  *arrivals
 }
 
 // CPUCores is the CPU the system spent per second of the trials.
@@ -93,18 +116,20 @@ const (
 )
 
 type bench struct {
-	cfg      Config
-	out      io.Writer
-	dir      string
-	bin      string
-	rng      *rand.Rand
-	client   *http.Client
-	hook     *arrivals
-	amURL    string
-	rules    string // the rule file
-	rulesDir string // <rulesDir>/<tenant>/rules.yml, the ruler's layout
-	spec     ruleSpec
-	learned  []map[string]string
+	cfg    Config
+	out    io.Writer
+	dir    string
+	bin    string
+	rng    *rand.Rand
+	client *http.Client
+	hook   *arrivals
+	amURL  string
+	rules  string // the rule file of Prometheus (the trial rule on every resource)
+	// rulesDirs hold the rule files of tmaflow in the ruler's layout,
+	// <dir>/<tenant>/rules.yml, by the trial rule's scope.
+	rulesDirs map[bool]string
+	spec      ruleSpec
+	learned   []map[string]string
 }
 
 // Run runs the benchmark, printing as it goes.
@@ -141,14 +166,19 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 	b.printf("%d rules (%d groups), %d trials per system, background %g messages/s of %d data items over %d resources, Alertmanager %s (pid %d)\n\n",
 		cfg.Rules, 1+(cfg.Rules-1+cfg.RulesPerGroup-1)/cfg.RulesPerGroup, cfg.Trials, cfg.Rate, cfg.DataItems, cfg.Resources, b.amURL, am.PID())
 
-	r, err := b.tmaflowRun(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("tmaflow: %w", err)
+	base := int64(trialIDs)
+	for _, scoped := range cfg.TrialScopes {
+		r, err := b.tmaflowRun(ctx, scoped, base)
+		if err != nil {
+			return rep, fmt.Errorf("tmaflow: %w", err)
+		}
+		rep.Results = append(rep.Results, r)
+		base += trialIDs
 	}
-	rep.Results = append(rep.Results, r)
 	if cfg.Prometheus != "" {
-		for k, iv := range cfg.Intervals {
-			r, err := b.prometheusRun(ctx, iv, int64(k+2)*1_000_000)
+		for _, iv := range cfg.Intervals {
+			r, err := b.prometheusRun(ctx, iv, base)
+			base += trialIDs
 			if err != nil {
 				return rep, fmt.Errorf("prometheus at %s: %w", iv, err)
 			}
@@ -185,13 +215,25 @@ func (b *bench) writeRules() error {
 	groups := (b.cfg.Rules - 1 + b.cfg.RulesPerGroup - 1) / b.cfg.RulesPerGroup
 	b.spec = ruleSpec{Rules: b.cfg.Rules, PerGroup: b.cfg.RulesPerGroup, Threshold: b.cfg.Threshold,
 		TrialMetric: trial, Metrics: others, Resources: b.background()[:groups]}
-	b.rulesDir = filepath.Join(b.dir, "rules")
-	if err := os.MkdirAll(filepath.Join(b.rulesDir, tenant), 0o755); err != nil {
-		return fmt.Errorf("rules dir: %w", err)
-	}
-	b.rules = filepath.Join(b.rulesDir, tenant, "rules.yml")
-	if err := os.WriteFile(b.rules, rulesFile(b.spec), 0o644); err != nil {
-		return fmt.Errorf("write rules: %w", err)
+	b.rulesDirs = map[bool]string{}
+	for _, scoped := range []bool{false, true} {
+		dir := filepath.Join(b.dir, "rules-every-resource")
+		if scoped {
+			dir = filepath.Join(b.dir, "rules-trials-only")
+		}
+		if err := os.MkdirAll(filepath.Join(dir, tenant), 0o755); err != nil {
+			return fmt.Errorf("rules dir: %w", err)
+		}
+		spec := b.spec
+		spec.TrialScoped = scoped
+		path := filepath.Join(dir, tenant, "rules.yml")
+		if err := os.WriteFile(path, rulesFile(spec), 0o644); err != nil {
+			return fmt.Errorf("write rules: %w", err)
+		}
+		b.rulesDirs[scoped] = dir
+		if !scoped {
+			b.rules = path
+		}
 	}
 	return nil
 }
@@ -233,7 +275,7 @@ func (b *bench) startAlertmanager(ctx context.Context, hookURL string) (*benchki
 
 // tmaflowRun measures tmaflow: monitor, labeler and ruler on the
 // embedded broker, alerts to the Alertmanager and topic-alerts.
-func (b *bench) tmaflowRun(ctx context.Context) (_ *Result, err error) {
+func (b *bench) tmaflowRun(ctx context.Context, scoped bool, base int64) (_ *Result, err error) {
 	ports, err := benchkit.FreePorts(5)
 	if err != nil {
 		return nil, err
@@ -251,7 +293,7 @@ func (b *bench) tmaflowRun(ctx context.Context) (_ *Result, err error) {
 		"-monitor.listen-address=" + monitor,
 		"-labeler.listen-address=" + labeler,
 		"-ruler.listen-address=" + rulerAddr,
-		"-ruler.rules.dir=" + b.rulesDir,
+		"-ruler.rules.dir=" + b.rulesDirs[scoped],
 		"-ruler.alertmanager.url=" + b.amURL,
 		"-debug.listen-address=" + debug,
 		"-log.level=warn",
@@ -269,7 +311,7 @@ func (b *bench) tmaflowRun(ctx context.Context) (_ *Result, err error) {
 	if err := b.awaitRules(ctx, tf, "http://"+rulerAddr+"/api/v1/rules"); err != nil {
 		return nil, err
 	}
-	b.printf("tmaflow pid %d: monitor %s, ruler %s, broker %s; %d rules loaded\n", tf.PID(), monitor, rulerAddr, broker, b.cfg.Rules)
+	b.printf("%s: pid %d, monitor %s, ruler %s, broker %s; %d rules loaded\n", (&Result{Name: "tmaflow", Scoped: scoped}).label(), tf.PID(), monitor, rulerAddr, broker, b.cfg.Rules)
 
 	monitorURL := "http://" + monitor + "/monitor"
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -297,6 +339,16 @@ func (b *bench) tmaflowRun(ctx context.Context) (_ *Result, err error) {
 		return nil, errors.Join(err, stopLearn())
 	}
 	defer func() { err = errors.Join(err, stopAlerts()) }()
+	taps := []tap{{"POST → topic-alerts", topic}}
+	if b.cfg.Stages {
+		crossed := newArrivals()
+		stopCrossed, err := consume(ctx, broker, contract.TopicMetrics, kafka.LastOffset, crossings(crossed, b.spec.TrialMetric, b.cfg.Threshold))
+		if err != nil {
+			return nil, errors.Join(err, stopLearn())
+		}
+		defer func() { err = errors.Join(err, stopCrossed()) }()
+		taps = append([]tap{{"POST → topic-metrics (labeler output)", crossed}}, taps...)
+	}
 	b.printf("tmaflow: warm-up %s\n", b.cfg.Warmup)
 	if !benchkit.Sleep(ctx, b.cfg.Warmup) {
 		return nil, errors.Join(ctx.Err(), stopLearn())
@@ -324,15 +376,15 @@ func (b *bench) tmaflowRun(ctx context.Context) (_ *Result, err error) {
 		}
 		return err
 	}
-	run := &Result{Name: "tmaflow"}
+	run := &Result{Name: "tmaflow", Scoped: scoped}
 	var prof chan error
-	profPath := filepath.Join(b.dir, "tmaflow-cpu.pprof")
+	profPath := filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-cpu.pprof", scoped))
 	if b.cfg.Profile > 0 {
 		prof = make(chan error, 1)
 		go func() { prof <- benchkit.FetchProfile(ctx, debug, b.cfg.Profile, profPath) }()
 	}
 	sent0 := st.OK.Load()
-	err = b.measure(ctx, run, tf, "http://"+rulerAddr+"/metrics", 1_000_000, send, topic)
+	err = b.measure(ctx, run, tf, "http://"+rulerAddr+"/metrics", base, send, taps...)
 	run.LoadSent = st.OK.Load() - sent0
 	if err != nil {
 		return nil, err
@@ -343,7 +395,7 @@ func (b *bench) tmaflowRun(ctx context.Context) (_ *Result, err error) {
 		} else if s, perr := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, profPath, b.cfg.Profile, byService, benchkit.ByWork); perr != nil {
 			b.printf("tmaflow profile: %v\n", perr)
 		} else {
-			s.Run = "tmaflow trials"
+			s.Run = run.label()
 			run.Profile = &s
 		}
 	}
@@ -444,9 +496,13 @@ type sendFunc func(ctx context.Context, resource int64, value float64) error
 
 // measure runs the trials (resource ids from base) and reads the
 // process's CPU and the evaluation metrics around them.
-func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, metricsURL string, base int64, send sendFunc, topic *arrivals) error {
+func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, metricsURL string, base int64, send sendFunc, taps ...tap) error {
 	names := []string{metricGroupEvals, metricGroupEvalDur, metricArrivalEval, metricPromIters, metricPromEvals}
 	m0, err := benchkit.Scrape(ctx, b.client, metricsURL, names...)
+	if err != nil {
+		return err
+	}
+	g0, err := benchkit.ScrapeMatching(ctx, b.client, metricsURL, trialGroup, metricGroupEvalDur)
 	if err != nil {
 		return err
 	}
@@ -455,8 +511,10 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 		return err
 	}
 	start := time.Now()
-	var hook, top, sent []time.Duration
-	hookMiss, topMiss := 0, 0
+	var hook, sent []time.Duration
+	hookMiss := 0
+	paths := make([][]time.Duration, len(taps))
+	pathMiss := make([]int, len(taps))
 	arm, cross, resolve := float64(backgroundMax)/2, b.cfg.Threshold+5, float64(backgroundMax)/4
 	for i := range b.cfg.Trials {
 		id := base + int64(i)
@@ -478,11 +536,11 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 		} else {
 			hookMiss++
 		}
-		if topic != nil {
-			if at, ok := topic.await(ctx, key, b.cfg.TrialTimeout); ok {
-				top = append(top, at.Sub(t0))
+		for k, tp := range taps {
+			if at, ok := tp.arr.await(ctx, key, b.cfg.TrialTimeout); ok {
+				paths[k] = append(paths[k], at.Sub(t0))
 			} else {
-				topMiss++
+				pathMiss[k]++
 			}
 		}
 		if err := send(ctx, id, resolve); err != nil {
@@ -504,22 +562,45 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 	if err != nil {
 		return err
 	}
+	g1, err := benchkit.ScrapeMatching(ctx, b.client, metricsURL, trialGroup, metricGroupEvalDur)
+	if err != nil {
+		return err
+	}
 	run.Trials = b.cfg.Trials
 	run.Webhook, run.Send = summarize(hook, hookMiss), summarize(sent, 0)
-	if topic != nil {
-		l := summarize(top, topMiss)
-		run.Topic = &l
+	for k, tp := range taps {
+		run.Paths = append(run.Paths, Path{Name: tp.name, Latency: summarize(paths[k], pathMiss[k])})
 	}
 	run.CPU, run.RSS = u1.CPU-u0.CPU, u1.RSS
 	secs := run.Wall.Seconds()
 	delta := func(n string) float64 { return (m1[n] - m0[n]) / secs }
-	run.Evaluations = delta(metricGroupEvals) + delta(metricPromIters)
+	// The ruler exposes the rules package's metrics too: its own
+	// counter, where present, is the one that counts its evaluations.
+	run.Evaluations = delta(metricGroupEvals)
+	if _, ok := m1[metricGroupEvals]; !ok {
+		run.Evaluations = delta(metricPromIters)
+	}
 	run.RuleEvaluations = delta(metricPromEvals)
 	run.EvalSeconds = delta(metricGroupEvalDur + "_sum")
 	if n := m1[metricArrivalEval+"_count"] - m0[metricArrivalEval+"_count"]; n > 0 {
 		run.ArrivalToEval = time.Duration((m1[metricArrivalEval+"_sum"] - m0[metricArrivalEval+"_sum"]) / n * float64(time.Second))
 	}
+	if n := g1[metricGroupEvalDur+"_count"] - g0[metricGroupEvalDur+"_count"]; n > 0 {
+		run.TrialEvals = n / secs
+		run.TrialEvalMean = time.Duration((g1[metricGroupEvalDur+"_sum"] - g0[metricGroupEvalDur+"_sum"]) / n * float64(time.Second))
+	}
 	return nil
+}
+
+// trialGroup accepts the ruler's series of the trial rule's group
+// (group="<file>;trial").
+func trialGroup(m *dto.Metric) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == "group" && strings.HasSuffix(l.GetValue(), ";"+trialGroupName) {
+			return true
+		}
+	}
+	return false
 }
 
 // prometheusRun measures Prometheus with the rules at interval, fed by
@@ -604,7 +685,7 @@ func (b *bench) prometheusRun(ctx context.Context, interval time.Duration, base 
 	}
 	run := &Result{Name: "Prometheus 2.42", Interval: interval}
 	sent0 := st.OK.Load()
-	if err := b.measure(ctx, run, p, "http://"+addr+"/metrics", base, send, nil); err != nil {
+	if err := b.measure(ctx, run, p, "http://"+addr+"/metrics", base, send); err != nil {
 		return nil, err
 	}
 	run.LoadSent = (st.OK.Load() - sent0) * int64(max(2000/b.cfg.DataItems, 1))

@@ -140,6 +140,12 @@ func TestRulesFile(t *testing.T) {
 		require.Contains(t, r.Expr, `resource_id="200001"`)
 	}
 	require.Equal(t, `avg_over_time(disk_free_bytes{resource_id="200000"}[1m]) > 1001`, rgs.Groups[1].Rules[1].Expr)
+
+	scoped := testSpec()
+	scoped.TrialScoped = true
+	rgs, errs = rulefmt.Parse(rulesFile(scoped), false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	require.Empty(t, errs)
+	require.Equal(t, `cpu_usage_percent{resource_id=~"[0-9]{7,}"} > 90`, rgs.Groups[0].Rules[0].Expr)
 }
 
 // TestRulesFileForPrometheus checks the rule file and the Prometheus
@@ -180,6 +186,14 @@ func TestConfigTexts(t *testing.T) {
 	require.Equal(t, "1500ms", promDuration(1500*time.Millisecond))
 }
 
+func TestParseScopes(t *testing.T) {
+	sc, err := parseScopes("every, trials")
+	require.NoError(t, err)
+	require.Equal(t, []bool{false, true}, sc)
+	_, err = parseScopes("all")
+	require.ErrorContains(t, err, "want every or trials")
+}
+
 func TestParseIntervals(t *testing.T) {
 	iv, err := parseIntervals("1s, 100ms,")
 	require.NoError(t, err)
@@ -211,6 +225,8 @@ func TestValidate(t *testing.T) {
 		{"no trials", func(c *Config) { c.Trials = 0 }, "trials"},
 		{"one data item", func(c *Config) { c.DataItems = 1 }, "data-items"},
 		{"no intervals", func(c *Config) { c.Intervals = nil }, "intervals"},
+		{"no tmaflow runs", func(c *Config) { c.TrialScopes = nil }, "trial-rule"},
+		{"background ids reach the trials'", func(c *Config) { c.FirstResource = 999_500 }, "below the trials' ids"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

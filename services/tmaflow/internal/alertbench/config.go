@@ -28,6 +28,10 @@ type Config struct {
 	Rules         int
 	RulesPerGroup int
 	Threshold     float64
+	// TrialScopes are the tmaflow runs: false, the trial rule selects
+	// every resource's series (each background batch triggers its group);
+	// true, only the trials' series.
+	TrialScopes []bool
 
 	Trials       int
 	Phase        time.Duration // crossing sent at a random time in [gap, gap+Phase) after arming
@@ -38,8 +42,10 @@ type Config struct {
 	Writers   int
 	// Profile is how long tmaflow's CPU is profiled during its trials (0: not).
 	Profile time.Duration
-	Seed    int64
-	OutDir  string
+	// Stages also times the crossing sample on topic-metrics.
+	Stages bool
+	Seed   int64
+	OutDir string
 	// TmaflowArgs are extra flags for tmaflow.
 	TmaflowArgs []string
 }
@@ -56,6 +62,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Rules, "rules", 1000, "Rules loaded: the trial's threshold rule and rules-1 others that do not fire.")
 	fs.IntVar(&c.RulesPerGroup, "rules-per-group", 10, "Rules per group of the others; each group holds the rules of one background resource.")
 	fs.Float64Var(&c.Threshold, "threshold", 90, "Threshold of the trial rule (cpu_usage_percent > threshold); the background stays below.")
+	c.TrialScopes = []bool{false, true}
+	fs.Func("tmaflow.trial-rule", "Comma-separated tmaflow runs by the trial rule's selector: every (cpu_usage_percent > threshold: every background batch triggers its group) and trials (only the trial series, resource_id of 7+ digits). Prometheus always gets every. Default every,trials.", func(s string) error {
+		sc, err := parseScopes(s)
+		c.TrialScopes = sc
+		return err
+	})
 	fs.IntVar(&c.Trials, "trials", 200, "Trials per system.")
 	fs.DurationVar(&c.Phase, "phase", time.Second, "Crossing values are sent at a uniformly random time within this span (the random phase to evaluation ticks).")
 	fs.DurationVar(&c.TrialTimeout, "trial-timeout", 10*time.Second, "Longest wait for a trial's alert.")
@@ -68,8 +80,25 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Intervals = []time.Duration{time.Second, 100 * time.Millisecond}
 	fs.IntVar(&c.Writers, "writers", 4, "Remote-write connections of the background load to Prometheus.")
 	fs.DurationVar(&c.Profile, "profile", 20*time.Second, "CPU profile of tmaflow taken during its trials (0: none).")
+	fs.BoolVar(&c.Stages, "stages", false, "Also time the crossing sample's arrival on topic-metrics (the labeler's output), to split tmaflow's latency; the extra reader costs the broker some CPU.")
 	fs.Int64Var(&c.Seed, "seed", 1, "Seed of the random phases.")
 	fs.StringVar(&c.OutDir, "out-dir", "", "Keep logs, configs, rules and profiles here (empty: a temporary dir, removed).")
+}
+
+func parseScopes(s string) ([]bool, error) {
+	var out []bool
+	for f := range strings.SplitSeq(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "every":
+			out = append(out, false)
+		case "trials":
+			out = append(out, true)
+		case "":
+		default:
+			return nil, fmt.Errorf("trial rule %q: want every or trials", f)
+		}
+	}
+	return out, nil
 }
 
 func parseIntervals(s string) ([]time.Duration, error) {
@@ -108,10 +137,14 @@ func (c *Config) Validate() error {
 			c.Rules-1, c.RulesPerGroup, (c.Rules-1+c.RulesPerGroup-1)/c.RulesPerGroup, c.Resources)
 	case c.Threshold <= backgroundMax:
 		return fmt.Errorf("threshold %g: must be above the background's values (< %g)", c.Threshold, float64(backgroundMax))
+	case c.FirstResource < 0 || c.FirstResource+int64(c.Resources) > trialIDs:
+		return fmt.Errorf("background resources %d..%d: must be within 0..%d, below the trials' ids", c.FirstResource, c.FirstResource+int64(c.Resources)-1, trialIDs-1)
 	case c.Trials < 1:
 		return fmt.Errorf("trials %d: must be at least 1", c.Trials)
 	case c.Phase < 0 || c.TrialTimeout <= 0 || c.Warmup < 0 || c.Profile < 0:
 		return errors.New("phase, warmup and profile must not be negative, trial-timeout must be positive")
+	case len(c.TrialScopes) == 0:
+		return errors.New("tmaflow.trial-rule: none given")
 	case c.Prometheus != "" && len(c.Intervals) == 0:
 		return errors.New("prometheus.intervals: none given")
 	}

@@ -28,7 +28,10 @@ func (r *Result) label() string {
 	if r.Interval > 0 {
 		return fmt.Sprintf("%s, evaluation_interval %s", r.Name, promDuration(r.Interval))
 	}
-	return r.Name + " (evaluated on arrival, for: 0s)"
+	if r.Scoped {
+		return r.Name + ", rule on the trial series only"
+	}
+	return r.Name + ", rule on every resource"
 }
 
 // printReport prints a Markdown table and notes.
@@ -38,8 +41,8 @@ func printReport(out io.Writer, cfg Config, rep Report) {
 	p("| system | path | p50 | p90 | p99 | max | missed | CPU (cores) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Results {
 		p("| %s | POST → Alertmanager webhook | %s | %s | %s | %s | %d | %.3f |\n", r.label(), ms(r.Webhook.P50), ms(r.Webhook.P90), ms(r.Webhook.P99), ms(r.Webhook.Max), r.Webhook.Missing, r.CPUCores())
-		if t := r.Topic; t != nil {
-			p("| %s | POST → topic-alerts | %s | %s | %s | %s | %d | |\n", r.Name, ms(t.P50), ms(t.P90), ms(t.P99), ms(t.Max), t.Missing)
+		for _, t := range r.Paths {
+			p("| %s | %s | %s | %s | %s | %s | %d | |\n", r.label(), t.Name, ms(t.P50), ms(t.P90), ms(t.P99), ms(t.Max), t.Missing)
 		}
 	}
 	p("\n")
@@ -53,6 +56,9 @@ func printReport(out io.Writer, cfg Config, rep Report) {
 		}
 		if r.ArrivalToEval > 0 {
 			p(", batch arrival→evaluation mean %s", ms(r.ArrivalToEval))
+		}
+		if r.TrialEvals > 0 {
+			p(", the trial rule's group %.0f evaluations/s of %s each", r.TrialEvals, ms(r.TrialEvalMean))
 		}
 		p("; CPU %.2f s in %.1f s (%.3f cores), RSS %.0f MiB, %d background messages in the window\n",
 			r.CPU.Seconds(), r.Wall.Seconds(), r.CPUCores(), float64(r.RSS)/(1<<20), r.LoadSent)

@@ -88,6 +88,37 @@ func alertsFromTopic(arr *arrivals) func(kafka.Message, time.Time) error {
 	}
 }
 
+// crossings marks the arrival on topic-metrics of each trial's crossing
+// sample: a series named metric with a value above threshold.
+func crossings(arr *arrivals, metric string, threshold float64) func(kafka.Message, time.Time) error {
+	return func(m kafka.Message, at time.Time) error {
+		b, err := samples.Decode(m.Value)
+		if err != nil {
+			return fmt.Errorf("decode topic-metrics record at %d/%d: %w", m.Partition, m.Offset, err)
+		}
+		for _, s := range b.Series {
+			name, id := "", ""
+			for _, l := range s.Labels {
+				switch l.Name {
+				case "__name__":
+					name = l.Value
+				case "resource_id":
+					id = l.Value
+				}
+			}
+			if name != metric {
+				continue
+			}
+			for _, smp := range s.Samples {
+				if smp.Value > threshold {
+					arr.mark(id, at)
+				}
+			}
+		}
+		return nil
+	}
+}
+
 // seriesLearner collects the label sets of topic-metrics, as the
 // labeler made them, to remote-write the same series to Prometheus.
 type seriesLearner struct {

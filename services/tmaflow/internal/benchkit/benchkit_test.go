@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
@@ -176,4 +177,27 @@ func TestRemoteWrite(t *testing.T) {
 	require.Empty(t, bad)
 	require.Len(t, last, 6)
 	require.Equal(t, requests*6, total)
+}
+
+func TestScrapeMatching(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `# TYPE evals counter
+evals{group="a"} 3
+evals{group="b"} 4
+`)
+	}))
+	defer srv.Close()
+	got, err := ScrapeMatching(context.Background(), srv.Client(), srv.URL, func(m *dto.Metric) bool {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "group" && l.GetValue() == "b" {
+				return true
+			}
+		}
+		return false
+	}, "evals")
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{"evals": 4}, got)
+	got, err = Scrape(context.Background(), srv.Client(), srv.URL, "evals")
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{"evals": 7}, got)
 }

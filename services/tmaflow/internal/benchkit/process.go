@@ -152,6 +152,12 @@ func WaitReady(ctx context.Context, p *Process, url string, timeout time.Duratio
 // Scrape reads the sum over all series of each named metric (counters
 // and gauges) from a /metrics endpoint.
 func Scrape(ctx context.Context, client *http.Client, url string, names ...string) (map[string]float64, error) {
+	return ScrapeMatching(ctx, client, url, nil, names...)
+}
+
+// ScrapeMatching is Scrape summing only the series match accepts (nil:
+// all).
+func ScrapeMatching(ctx context.Context, client *http.Client, url string, match func(*dto.Metric) bool, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
@@ -166,13 +172,17 @@ func Scrape(ctx context.Context, client *http.Client, url string, names ...strin
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
 	}
-	return SumMetrics(resp.Body, names...)
+	return sumMetrics(resp.Body, match, names...)
 }
 
 // SumMetrics parses the text exposition format and sums every series of
 // the named metrics; a histogram gives <name>_sum and <name>_count. A
 // metric not exposed is absent from the result.
 func SumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
+	return sumMetrics(r, nil, names...)
+}
+
+func sumMetrics(r io.Reader, match func(*dto.Metric) bool, names ...string) (map[string]float64, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
@@ -186,6 +196,9 @@ func SumMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 		}
 		sum, hsum, hcount := 0.0, 0.0, 0.0
 		for _, m := range f.GetMetric() {
+			if match != nil && !match(m) {
+				continue
+			}
 			switch {
 			case m.GetHistogram() != nil:
 				hsum += m.GetHistogram().GetSampleSum()
