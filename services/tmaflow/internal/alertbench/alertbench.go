@@ -285,9 +285,11 @@ func (b *bench) tmaflowRun(ctx context.Context, scoped bool, base int64) (_ *Res
 	if err != nil {
 		return nil, fmt.Errorf("registry path: %w", err)
 	}
+	// Each run has its own data dir: a broker holding an earlier run's
+	// records would make the ruler replay its trials.
 	args := append([]string{
 		"-target=monitor,labeler,ruler",
-		"-data-dir=" + filepath.Join(b.dir, "tmaflow-data"),
+		"-data-dir=" + filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-data", scoped)),
 		"-registry=" + reg,
 		"-broker.listen-address=" + broker,
 		"-monitor.listen-address=" + monitor,
@@ -412,7 +414,12 @@ func (b *bench) learn(ctx context.Context, l *seriesLearner) error {
 	want := b.cfg.Resources * b.cfg.DataItems
 	deadline := time.Now().Add(time.Minute)
 	for {
-		b.learned = l.sets()
+		b.learned = b.learned[:0]
+		for _, s := range l.sets() {
+			if id, err := strconv.ParseInt(s["resource_id"], 10, 64); err == nil && id >= b.cfg.FirstResource && id < b.cfg.FirstResource+int64(b.cfg.Resources) {
+				b.learned = append(b.learned, s)
+			}
+		}
 		if len(b.learned) >= want {
 			break
 		}
