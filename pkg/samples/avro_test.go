@@ -357,8 +357,10 @@ func TestDecodeHostileCountsDoNotAllocate(t *testing.T) {
 	_, err := samples.Decode(data)
 	runtime.ReadMemStats(&after)
 	require.ErrorIs(t, err, samples.ErrTruncated)
-	// Only the error message: nowhere near 2^40 series.
-	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4096))
+	// Nowhere near 2^40 series: the error message, plus whatever the
+	// test runner's other goroutines allocated meanwhile (TotalAlloc is
+	// process-wide, so a tight bound is flaky).
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20))
 }
 
 func TestDecoderReuse(t *testing.T) {
