@@ -29,9 +29,13 @@ type window struct {
 	dir string
 }
 
-// newWindow opens an empty head. Out-of-order samples are accepted as far
-// back as the window, as records of different partitions interleave. The
-// head maps full chunks to files in a private temporary directory.
+// newWindow opens an empty head. Samples of any series are accepted as far
+// back as the window (records of different partitions interleave), each
+// series in time order: a bare head's querier does not read an
+// out-of-order part (Prometheus merges it only inside tsdb.DB), so a
+// sample older than its series' newest is refused and counted, rather
+// than stored where no rule would see it. The head maps full chunks to
+// files in a private temporary directory.
 func newWindow(scratch string, win int64, reg prometheus.Registerer, logger *slog.Logger) (*window, error) {
 	if scratch != "" {
 		if err := os.MkdirAll(scratch, 0o750); err != nil {
@@ -46,8 +50,6 @@ func newWindow(scratch string, win int64, reg prometheus.Registerer, logger *slo
 	opts.ChunkDirRoot = dir
 	// Appends up to a window behind the newest sample are in order.
 	opts.ChunkRange = max(2*win, opts.ChunkRange)
-	opts.OutOfOrderTimeWindow.Store(win)
-	opts.OutOfOrderCapMax.Store(32)
 	h, err := tsdb.NewHead(reg, logger, nil, nil, opts, nil)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open head: %w", err), os.RemoveAll(dir))
