@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -205,7 +204,7 @@ func retry(cfg RouterConfig, m *routerMetrics, logger *slog.Logger) message.Hand
 				}
 				handler := message.HandlerNameFromCtx(msg.Context())
 				logger.Warn("handler failed, retrying", "handler", handler, "uuid", msg.UUID, "attempt", attempt, "delay", delay, "err", err)
-				if !sleep(msg.Context(), delay) {
+				if !service.Sleep(msg.Context(), delay) {
 					return out, err
 				}
 				m.retries.WithLabelValues(handler).Inc()
@@ -228,17 +227,5 @@ func recoverer(logger *slog.Logger) message.HandlerMiddleware {
 			}()
 			return h(msg)
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

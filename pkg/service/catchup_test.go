@@ -96,3 +96,12 @@ func TestCatchUpConfigValidate(t *testing.T) {
 	require.ErrorContains(t, err, "ready.settle must be >= 0")
 	require.ErrorContains(t, err, "ready.check-interval must be > 0")
 }
+
+func TestSleep(t *testing.T) {
+	require.True(t, Sleep(context.Background(), time.Millisecond))
+	require.True(t, Sleep(context.Background(), 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.False(t, Sleep(ctx, 0))
+	require.False(t, Sleep(ctx, time.Hour), "an ended context cuts the wait short")
+}

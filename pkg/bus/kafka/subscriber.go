@@ -14,6 +14,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // ErrSubscriberClosed is returned by Subscribe after Close.
@@ -251,7 +252,7 @@ func (sub *subscription) runStandalone(ctx context.Context) {
 			return
 		}
 		sub.s.logger.Warn("list partitions", "topic", sub.topic, "err", err)
-		if !sleep(ctx, sub.s.cfg.HeartbeatInterval) {
+		if !service.Sleep(ctx, sub.s.cfg.HeartbeatInterval) {
 			return
 		}
 	}
@@ -445,7 +446,7 @@ func (w *window) await(ctx, gctx, both context.Context, rec kafka.Message, msg *
 		case <-msg.Nacked():
 			release()
 			sub.s.metrics.nacked.WithLabelValues(sub.topic, sub.group).Inc()
-			if !sleep(both, sub.s.cfg.NackBackoff) {
+			if !service.Sleep(both, sub.s.cfg.NackBackoff) {
 				return
 			}
 			// Delivered again out of turn: the records behind it did not
@@ -571,19 +572,4 @@ func (c *offsetCommitter) commit() (first bool, err error) {
 	}
 	c.mu.Unlock()
 	return false, nil
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

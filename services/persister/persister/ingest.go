@@ -12,6 +12,7 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/samples"
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // Handler names; the router uses them as the stage header of dead letters.
@@ -100,7 +101,7 @@ func (s *Service) appendUntilCommitted(msg *message.Message, b *samples.Batch, a
 		}
 		s.ingest.commitErrors.Inc()
 		s.logger.Error("append to tsdb failed, retrying", "attempt", attempt, "delay", delay, "err", err)
-		if !sleepCtx(ctx, delay) {
+		if !service.Sleep(ctx, delay) {
 			return appendResult{}, fmt.Errorf("append to tsdb: %w", errors.Join(err, ctx.Err()))
 		}
 		delay = min(2*delay, s.cfg.Bus.MaxInterval)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/samples"
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // Remote-write 1.0 protocol headers.
@@ -52,7 +53,7 @@ func newRemoteWriter(cfg RemoteWriteConfig, client *http.Client, m *remoteWriteM
 	if client == nil {
 		client = &http.Client{}
 	}
-	w := &remoteWriter{urls: cfg.URLs, cfg: cfg, client: client, metrics: m, logger: logger, sleep: sleepCtx, auth: func(*http.Request) {}}
+	w := &remoteWriter{urls: cfg.URLs, cfg: cfg, client: client, metrics: m, logger: logger, sleep: service.Sleep, auth: func(*http.Request) {}}
 	switch {
 	case cfg.BasicAuthUsername != "":
 		pass := cfg.BasicAuthPassword
@@ -269,19 +270,4 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

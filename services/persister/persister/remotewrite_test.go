@@ -22,6 +22,7 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/samples"
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // receiver is a remote-write endpoint that decodes what it gets and
@@ -199,7 +200,7 @@ func TestRemoteWriteRetryOnlyFailing(t *testing.T) {
 func TestRemoteWriteShutdown(t *testing.T) {
 	r := newReceiver(t, 503, 503, 503, 503, 503, 503)
 	w, _ := newTestWriter(t, RemoteWriteConfig{URLs: []string{r.srv.URL}})
-	w.sleep = sleepCtx
+	w.sleep = service.Sleep
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	err := w.handle(batchMessage(ctx, batch("acme", at(series("x"), 0*time.Second, 1))))

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // amQueue delivers alerts to one Alertmanager (POST /api/v2/alerts). A
@@ -141,10 +143,7 @@ func (q *amQueue) run(ctx context.Context, drain context.Context) {
 			q.failed.Add(float64(len(batch)))
 			q.logger.Warn("send alerts to alertmanager, retrying", "alerts", len(batch), "backoff", backoff, "err", err)
 			q.requeue(batch)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
+			service.Sleep(ctx, backoff)
 			backoff = min(2*backoff, q.cfg.MaxBackoff)
 			select {
 			case q.wake <- struct{}{}:

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // outboxCapacity bounds the records waiting for the broker.
@@ -88,10 +90,7 @@ func (o *outbox) publish(ctx context.Context, by map[string][]*message.Message) 
 				break
 			}
 			o.logger.Warn("publish, retrying", "topic", topic, "records", len(msgs), "backoff", backoff, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
+			service.Sleep(ctx, backoff)
 			backoff = min(2*backoff, o.maxBackoff)
 		}
 	}

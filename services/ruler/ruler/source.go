@@ -13,6 +13,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // Record is one record of a topic as the ruler reads it.
@@ -79,10 +80,8 @@ func (k *KafkaSource) Consume(ctx context.Context, topic string, since time.Time
 			break
 		}
 		k.logger.Warn("read partition offsets, retrying", "topic", topic, "backoff", backoff, "err", err)
-		select {
-		case <-ctx.Done():
+		if !service.Sleep(ctx, backoff) {
 			return nil
-		case <-time.After(backoff):
 		}
 	}
 	var (
@@ -190,10 +189,8 @@ func (k *KafkaSource) consumePartition(ctx context.Context, topic string, p part
 			}
 			failing = true
 			k.logger.Log(ctx, lvl, "read partition, retrying", "topic", topic, "partition", p.id, "err", err)
-			select {
-			case <-ctx.Done():
+			if !service.Sleep(ctx, 100*time.Millisecond) {
 				return nil
-			case <-time.After(100 * time.Millisecond):
 			}
 			continue
 		}

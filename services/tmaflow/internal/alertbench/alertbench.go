@@ -44,6 +44,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/registry"
+	"github.com/tmaflow/tmaflow/pkg/service"
 	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
 )
 
@@ -352,7 +353,7 @@ func (b *bench) tmaflowRun(ctx context.Context, scoped bool, base int64) (_ *Res
 		taps = append([]tap{{"POST → topic-metrics (labeler output)", crossed}}, taps...)
 	}
 	b.printf("tmaflow: warm-up %s\n", b.cfg.Warmup)
-	if !benchkit.Sleep(ctx, b.cfg.Warmup) {
+	if !service.Sleep(ctx, b.cfg.Warmup) {
 		return nil, errors.Join(ctx.Err(), stopLearn())
 	}
 	err = b.learn(ctx, learner)
@@ -426,7 +427,7 @@ func (b *bench) learn(ctx context.Context, l *seriesLearner) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("topic-metrics showed %d of the background's %d series after the warm-up and a minute", len(b.learned), want)
 		}
-		if !benchkit.Sleep(ctx, 200*time.Millisecond) {
+		if !service.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -456,7 +457,7 @@ func (b *bench) awaitRules(ctx context.Context, p *benchkit.Process, url string)
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s lists %d rules, want %d (last error: %v)", url, n, b.cfg.Rules, err)
 		}
-		if !benchkit.Sleep(ctx, 200*time.Millisecond) {
+		if !service.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -530,7 +531,7 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 			return fmt.Errorf("trial %d: arm: %w", i, err)
 		}
 		wait := 50*time.Millisecond + time.Duration(b.rng.Int64N(int64(b.cfg.Phase)+1))
-		if !benchkit.Sleep(ctx, wait) {
+		if !service.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 		t0 := time.Now()
@@ -659,7 +660,7 @@ func (b *bench) prometheusRun(ctx context.Context, interval time.Duration, base 
 		}, st)
 	}()
 	defer func() { stopLoad(); <-loadDone }()
-	if !benchkit.Sleep(ctx, b.cfg.Warmup) {
+	if !service.Sleep(ctx, b.cfg.Warmup) {
 		return nil, ctx.Err()
 	}
 	if err := st.Err(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tmaflow/tmaflow/pkg/service"
 	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
 )
 
@@ -157,22 +158,7 @@ func awaitSlot(ctx context.Context, start time.Time, k int64, interval time.Dura
 	if interval <= 0 {
 		return ctx.Err() == nil
 	}
-	return Sleep(ctx, time.Until(start.Add(time.Duration(k)*interval)))
-}
-
-// Sleep waits d; false when ctx ended first.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return service.Sleep(ctx, time.Until(start.Add(time.Duration(k)*interval)))
 }
 
 // AppendMessage appends a TMA message of resource with dataItems data

@@ -32,6 +32,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/tmaflow/tmaflow/pkg/service"
 	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
 )
 
@@ -374,7 +375,7 @@ func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, 
 		r.profile = filepath.Join(b.dir, fmt.Sprintf("tmaflow-%s.pprof", sanitize(name)))
 		r.profileWall = window - b.cfg.SampleInterval
 		go func() {
-			if !benchkit.Sleep(ctx, warmup+b.cfg.SampleInterval/2) {
+			if !service.Sleep(ctx, warmup+b.cfg.SampleInterval/2) {
 				profErr <- ctx.Err()
 				return
 			}
@@ -470,7 +471,7 @@ func (b *bench) drain(ctx context.Context) (drained, error) {
 		if time.Since(start) > b.cfg.DrainTimeout {
 			return drained{}, fmt.Errorf("consumers still %d records behind after %s", total, b.cfg.DrainTimeout)
 		}
-		if !benchkit.Sleep(ctx, 250*time.Millisecond) {
+		if !service.Sleep(ctx, 250*time.Millisecond) {
 			return drained{}, ctx.Err()
 		}
 	}
