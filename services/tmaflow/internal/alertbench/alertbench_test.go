@@ -32,31 +32,6 @@ func ds(ms ...int) []time.Duration {
 	return out
 }
 
-func TestPercentile(t *testing.T) {
-	hundred := make([]time.Duration, 100)
-	for i := range hundred {
-		hundred[i] = time.Duration(i+1) * time.Millisecond
-	}
-	for _, tc := range []struct {
-		name   string
-		sorted []time.Duration
-		q      float64
-		want   time.Duration
-	}{
-		{"empty", nil, 0.5, 0},
-		{"one", ds(7), 0.99, 7 * time.Millisecond},
-		{"median of four is the second (nearest rank)", ds(1, 2, 3, 4), 0.5, 2 * time.Millisecond},
-		{"p90 of ten", ds(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 0.9, 9 * time.Millisecond},
-		{"p99 of a hundred is the 99th, not the max", hundred, 0.99, 99 * time.Millisecond},
-		{"p100 is the max", hundred, 1, 100 * time.Millisecond},
-		{"p50 of a hundred", hundred, 0.5, 50 * time.Millisecond},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, Percentile(tc.sorted, tc.q))
-		})
-	}
-}
-
 func TestSummarize(t *testing.T) {
 	in := ds(30, 10, 20, 50, 40)
 	l := summarize(in, 2)

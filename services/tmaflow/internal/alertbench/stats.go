@@ -2,21 +2,12 @@ package alertbench
 
 import (
 	"context"
-	"math"
 	"slices"
 	"sync"
 	"time"
-)
 
-// Percentile is the nearest-rank q-quantile (0 < q ≤ 1) of sorted.
-func Percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	// Rank ⌈q·n⌉; the epsilon keeps 0.99·100 from rounding up to 100.
-	i := int(math.Ceil(q*float64(len(sorted))-1e-9)) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
+	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
+)
 
 // Latency is the distribution of one path's latencies over the trials.
 type Latency struct {
@@ -29,7 +20,7 @@ func summarize(ds []time.Duration, missing int) Latency {
 	slices.Sort(s)
 	l := Latency{N: len(s), Missing: missing}
 	if len(s) > 0 {
-		l.P50, l.P90, l.P99, l.Max = Percentile(s, 0.5), Percentile(s, 0.9), Percentile(s, 0.99), s[len(s)-1]
+		l.P50, l.P90, l.P99, l.Max = loadgen.Percentile(s, 0.5), loadgen.Percentile(s, 0.9), loadgen.Percentile(s, 0.99), s[len(s)-1]
 	}
 	return l
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
 )
 
 // Group is the label sets of the series one TMA message of a resource
@@ -160,5 +162,5 @@ func PostWrite(ctx context.Context, client *http.Client, url string, body []byte
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	return RoundTrip(client, req)
+	return loadgen.RoundTrip(client, req)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -213,18 +212,5 @@ func Post(ctx context.Context, client *http.Client, cfg SendConfig, body []byte)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.SetBasicAuth(cfg.User, cfg.Password)
-	return RoundTrip(client, req)
-}
-
-// RoundTrip sends req and drains the answer, so the connection is reused.
-func RoundTrip(client *http.Client, req *http.Request) (int, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	if cerr := resp.Body.Close(); err == nil {
-		err = cerr
-	}
-	return resp.StatusCode, err
+	return loadgen.RoundTrip(client, req)
 }

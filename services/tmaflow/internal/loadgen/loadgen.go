@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -172,7 +173,7 @@ func run(ctx context.Context, client *http.Client, cfg Config) (Result, error) {
 	}
 	res.Observations = res.Requests * cfg.ObservationsPerBody
 	slices.Sort(lat)
-	res.P50, res.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	res.P50, res.P99 = Percentile(lat, 0.50), Percentile(lat, 0.99)
 	if len(lat) > 0 {
 		res.Max = lat[len(lat)-1]
 	}
@@ -255,11 +256,15 @@ func post(ctx context.Context, client *http.Client, cfg Config, body []byte) (in
 	if cfg.User != "" {
 		req.SetBasicAuth(cfg.User, cfg.Password)
 	}
+	return RoundTrip(client, req)
+}
+
+// RoundTrip sends req and drains the answer, so the connection is reused.
+func RoundTrip(client *http.Client, req *http.Request) (int, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
-	// Drain so the connection is reused.
 	_, err = io.Copy(io.Discard, resp.Body)
 	if cerr := resp.Body.Close(); err == nil {
 		err = cerr
@@ -267,12 +272,14 @@ func post(ctx context.Context, client *http.Client, cfg Config, body []byte) (in
 	return resp.StatusCode, err
 }
 
-// percentile of sorted durations (nearest rank).
-func percentile(sorted []time.Duration, q float64) time.Duration {
+// Percentile is the nearest-rank q-quantile (0 < q ≤ 1) of sorted
+// durations; the benchmarks all report with it.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q*float64(len(sorted))+0.5) - 1
+	// Rank ⌈q·n⌉; the epsilon keeps 0.99·100 from rounding up to 100.
+	i := int(math.Ceil(q*float64(len(sorted))-1e-9)) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 

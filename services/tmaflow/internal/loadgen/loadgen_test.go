@@ -188,9 +188,12 @@ func TestPercentile(t *testing.T) {
 		{name: "median of hundred", sorted: ms(hundred...), q: 0.5, want: 50 * time.Millisecond},
 		{name: "p99 of hundred", sorted: ms(hundred...), q: 0.99, want: 99 * time.Millisecond},
 		{name: "p99 of four", sorted: ms(1, 2, 3, 4), q: 0.99, want: 4 * time.Millisecond},
+		{name: "median of four is the second (nearest rank)", sorted: ms(1, 2, 3, 4), q: 0.5, want: 2 * time.Millisecond},
+		{name: "p90 of ten", sorted: ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), q: 0.9, want: 9 * time.Millisecond},
+		{name: "p100 is the max", sorted: ms(hundred...), q: 1, want: 100 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, percentile(tc.sorted, tc.q))
+			require.Equal(t, tc.want, Percentile(tc.sorted, tc.q))
 		})
 	}
 }
