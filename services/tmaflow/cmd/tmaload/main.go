@@ -7,32 +7,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tmaflow/tmaflow/services/tmaflow/internal/bench"
+	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
 )
 
 func main() {
-	fs := flag.NewFlagSet("tmaload", flag.ContinueOnError)
 	var cfg bench.Config
-	cfg.RegisterFlags(fs)
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		os.Exit(2)
-	}
-	cfg.TmaflowArgs = fs.Args()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "tmaload:", err)
-		stop()
-		os.Exit(1)
-	}
+	benchkit.Main("tmaload", cfg.RegisterFlags, func(ctx context.Context, tmaflowArgs []string) error {
+		cfg.TmaflowArgs = tmaflowArgs
+		_, err := bench.Run(ctx, cfg, os.Stdout)
+		return err
+	})
 }
