@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,4 +69,22 @@ func CloseAll(cs ...io.Closer) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Defaults fills the dependencies every service's Options share, where
+// nil: a private metrics registry, a new prober, a logger that discards,
+// and the wall clock.
+func Defaults(reg **prometheus.Registry, prober **Prober, logger **slog.Logger, now *func() time.Time) {
+	if *reg == nil {
+		*reg = prometheus.NewRegistry()
+	}
+	if *prober == nil {
+		*prober = NewProber()
+	}
+	if *logger == nil {
+		*logger = slog.New(slog.DiscardHandler)
+	}
+	if *now == nil {
+		*now = time.Now
+	}
 }

@@ -93,18 +93,7 @@ func newService(cfg Config, opts Options, v verifier) (*Service, error) {
 	if opts.Publisher == nil {
 		return nil, errors.New("monitor: no publisher")
 	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
-	if opts.Prober == nil {
-		opts.Prober = service.NewProber()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	service.Defaults(&opts.Registry, &opts.Prober, &opts.Logger, &opts.Now)
 	s := &Service{
 		cfg:      cfg,
 		pub:      opts.Publisher,

@@ -126,18 +126,7 @@ func newService(cfg Config, opts Options, v verifier) (_ *Service, err error) {
 	if cfg.RemoteWrite.Enabled() && opts.RemoteWriteSubscriber == nil {
 		return nil, errors.New("persister: remote-write.url is set but there is no remote-write subscriber")
 	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
-	if opts.Prober == nil {
-		opts.Prober = service.NewProber()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	service.Defaults(&opts.Registry, &opts.Prober, &opts.Logger, &opts.Now)
 	s := &Service{
 		cfg:        cfg,
 		logger:     opts.Logger,

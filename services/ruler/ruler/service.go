@@ -98,18 +98,7 @@ func New(cfg Config, opts Options) (_ *Service, err error) {
 	if opts.Publisher == nil {
 		return nil, errors.New("ruler: no publisher")
 	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
-	if opts.Prober == nil {
-		opts.Prober = service.NewProber()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	service.Defaults(&opts.Registry, &opts.Prober, &opts.Logger, &opts.Now)
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{}
 	}
