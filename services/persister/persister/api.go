@@ -351,45 +351,9 @@ func hintLimit(limit int) int {
 }
 
 func (s *Service) labelNames(r *http.Request, tenant string) apiResult {
-	sp, bad := s.parseSelectParams(r, matchersBadData)
-	if bad != nil {
-		return *bad
-	}
-	limit, start, end, sets := sp.limit, sp.start, sp.end, sp.sets
-	q, err := s.queryable(tenant).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
-	if err != nil {
-		return apiResult{err: queryAPIError(err)}
-	}
-	defer func() { s.closeQuerier(q) }()
-	hints := &storage.LabelHints{Limit: hintLimit(limit)}
-	if len(sets) == 0 {
-		sets = [][]*labels.Matcher{nil}
-	}
-	var (
-		names    []string
-		warnings annotations.Annotations
-	)
-	set := map[string]struct{}{}
-	for _, ms := range sets {
-		vals, w, err := q.LabelNames(r.Context(), hints, ms...)
-		warnings.Merge(w)
-		if err != nil {
-			return apiResult{err: &apiError{errorExec, err}, warnings: warnings}
-		}
-		for _, v := range vals {
-			set[v] = struct{}{}
-		}
-	}
-	names = make([]string, 0, len(set))
-	for v := range set {
-		names = append(names, v)
-	}
-	slices.Sort(names)
-	if limit > 0 && len(names) > limit {
-		names = names[:limit]
-		warnings = warnings.Add(errors.New("results truncated due to limit"))
-	}
-	return apiResult{data: names, warnings: warnings}
+	return s.labelSet(r, tenant, queryAPIError, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(r.Context(), hints, ms...)
+	})
 }
 
 func (s *Service) labelValues(r *http.Request, tenant string) apiResult {
@@ -400,6 +364,18 @@ func (s *Service) labelValues(r *http.Request, tenant string) apiResult {
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return apiResult{err: badData(fmt.Errorf("invalid label name: %q", name))}
 	}
+	openErr := func(err error) *apiError { return &apiError{errorExec, err} }
+	return s.labelSet(r, tenant, openErr, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(r.Context(), name, hints, ms...)
+	})
+}
+
+// labelSet answers /labels and /label/<name>/values: the union of what
+// list returns for each match[] set (or none), sorted and cut to the
+// limit. openErr types a failure to open the querier.
+func (s *Service) labelSet(r *http.Request, tenant string, openErr func(error) *apiError,
+	list func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error),
+) apiResult {
 	sp, bad := s.parseSelectParams(r, matchersBadData)
 	if bad != nil {
 		return *bad
@@ -407,7 +383,7 @@ func (s *Service) labelValues(r *http.Request, tenant string) apiResult {
 	limit, start, end, sets := sp.limit, sp.start, sp.end, sp.sets
 	q, err := s.queryable(tenant).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
-		return apiResult{err: &apiError{errorExec, err}}
+		return apiResult{err: openErr(err)}
 	}
 	defer func() { s.closeQuerier(q) }()
 	hints := &storage.LabelHints{Limit: hintLimit(limit)}
@@ -417,7 +393,7 @@ func (s *Service) labelValues(r *http.Request, tenant string) apiResult {
 	var warnings annotations.Annotations
 	set := map[string]struct{}{}
 	for _, ms := range sets {
-		vals, w, err := q.LabelValues(r.Context(), name, hints, ms...)
+		vals, w, err := list(q, hints, ms)
 		warnings.Merge(w)
 		if err != nil {
 			return apiResult{err: &apiError{errorExec, err}, warnings: warnings}
@@ -426,16 +402,16 @@ func (s *Service) labelValues(r *http.Request, tenant string) apiResult {
 			set[v] = struct{}{}
 		}
 	}
-	vals := make([]string, 0, len(set))
+	out := make([]string, 0, len(set))
 	for v := range set {
-		vals = append(vals, v)
+		out = append(out, v)
 	}
-	slices.Sort(vals)
-	if limit > 0 && len(vals) > limit {
-		vals = vals[:limit]
+	slices.Sort(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 		warnings = warnings.Add(errors.New("results truncated due to limit"))
 	}
-	return apiResult{data: vals, warnings: warnings}
+	return apiResult{data: out, warnings: warnings}
 }
 
 func (s *Service) series(r *http.Request, tenant string) apiResult {
