@@ -40,15 +40,22 @@ func statFile(path string) (fileState, error) {
 }
 
 // reload loads the file and swaps it in if its content changed; force
-// reloads (and reports) even an unchanged file.
+// reloads (and reports) even an unchanged file. The watcher acts on a
+// change only once the file's size and modification time are the same at
+// two consecutive checks: a file caught between an editor's truncate and
+// its write would load as a registry without descriptions.
 func (s *Service) reload(trigger string, force bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	st, statErr := statFile(s.cfg.Registry)
-	if !force && statErr == nil && st == s.seen {
-		return nil
+	if !force && statErr == nil {
+		settled := st == s.pending
+		s.pending = st
+		if st == s.seen || !settled {
+			return nil
+		}
 	}
-	s.seen = st
+	s.seen, s.pending = st, st
 	data, err := os.ReadFile(s.cfg.Registry)
 	if err != nil {
 		return s.reloadFailed(trigger, "", fmt.Errorf("read registry %s: %w", s.cfg.Registry, err))

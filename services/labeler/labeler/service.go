@@ -69,9 +69,11 @@ type Service struct {
 
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
-	// Guarded by reloadMu: the file state last seen by the watcher and
-	// the last failed reload, shown by GET /registry.
+	// Guarded by reloadMu: the file state last acted on, the state the
+	// watcher saw at its previous check (a change is loaded once it has
+	// settled), and the last failed reload, shown by GET /registry.
 	seen      fileState
+	pending   fileState
 	lastError *loadError
 
 	decoders sync.Pool // *samples.Decoder
@@ -119,7 +121,7 @@ func New(cfg Config, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.seen = st
+	s.seen, s.pending = st, st
 	s.snap.Store(snap)
 	s.metrics.loaded(snap)
 

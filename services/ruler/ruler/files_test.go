@@ -109,6 +109,8 @@ func TestReloadKeepsRulesOnError(t *testing.T) {
 	// Some file systems keep mtimes in seconds: make the change visible.
 	require.NoError(t, os.Chtimes(path, time.Now().Add(time.Minute), time.Now().Add(time.Minute)))
 	require.NoError(t, ts.reload(triggerFile, false))
+	require.Same(t, g, ts.rules.Load().groups[0], "a change is loaded once it has settled, not mid-write")
+	require.NoError(t, ts.reload(triggerFile, false))
 	after := ts.group(t, "acme")
 	require.NotSame(t, g, after)
 	require.Len(t, after.group.Rules(), 2)

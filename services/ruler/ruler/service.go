@@ -68,10 +68,13 @@ type Service struct {
 	out         *outbox
 	decoders    sync.Pool
 
-	rules     atomic.Pointer[ruleSet]
-	reloadMu  sync.Mutex // reload, going live, stopping
-	running   bool       // runners started (under reloadMu)
-	stopping  bool       // under reloadMu
+	rules    atomic.Pointer[ruleSet]
+	reloadMu sync.Mutex // reload, going live, stopping
+	running  bool       // runners started (under reloadMu)
+	// The stamps the watcher saw at its previous check (under reloadMu):
+	// a change is loaded once it has settled, not mid-write.
+	pending   map[string]fileStamp
+	stopping  bool // under reloadMu
 	live      atomic.Bool
 	reloadErr atomic.Pointer[reloadError]
 
@@ -338,8 +341,12 @@ func (s *Service) reload(trigger string, force bool) error {
 	defer s.reloadMu.Unlock()
 	cur := s.rules.Load()
 	files, stamps, err := listRuleFiles(s.cfg.RulesDir, s.keepTenant)
-	if err == nil && !force && maps.Equal(stamps, cur.stamps) {
-		return nil
+	if err == nil && !force {
+		settled := maps.Equal(stamps, s.pending)
+		s.pending = stamps
+		if !settled || maps.Equal(stamps, cur.stamps) {
+			return nil
+		}
 	}
 	if err == nil {
 		var next *ruleSet
