@@ -87,7 +87,7 @@ func (s *Service) newGroupRunner(tenant, file string, rg rulefmt.RuleGroup) (*gr
 	g.evalRestore = s.metrics.evaluations.WithLabelValues(tenant, label, triggerRestore)
 	g.duration = s.metrics.evalDuration.WithLabelValues(tenant, label)
 
-	q := newTenantQueryable(s.win, tenant)
+	q := newTenantQueryable(s.win.ruleQueryable(s.cfg.Evaluation.LookbackDelta), tenant)
 	var ext *url.URL
 	if s.cfg.Alerting.ExternalURL != "" {
 		ext, _ = url.Parse(s.cfg.Alerting.ExternalURL) // validated

@@ -26,7 +26,8 @@ const TenantLabel = registry.LabelTenant
 // package and promqltest use it as is.
 type window struct {
 	*tsdb.Head
-	dir string
+	dir    string
+	latest *latestCache
 }
 
 // newWindow opens an empty head. Samples of any series are accepted as far
@@ -57,7 +58,24 @@ func newWindow(scratch string, win int64, reg prometheus.Registerer, logger *slo
 	if err := h.Init(math.MinInt64); err != nil {
 		return nil, errors.Join(fmt.Errorf("init head: %w", err), h.Close(), os.RemoveAll(dir))
 	}
-	return &window{Head: h, dir: dir}, nil
+	return &window{Head: h, dir: dir, latest: newLatestCache()}, nil
+}
+
+// Appender appends to the head and, on commit, records each series'
+// newest sample for the rules' instant selectors (latest.go).
+func (w *window) Appender(ctx context.Context) storage.Appender {
+	return &latestAppender{Appender: w.Head.Appender(ctx), latestPending: latestPending{cache: w.latest}}
+}
+
+func (w *window) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return &latestAppenderV2{AppenderV2: w.Head.AppenderV2(ctx), latestPending: latestPending{cache: w.latest}}
+}
+
+// ruleQueryable is what a rule's queries read: the head, with instant
+// selectors served from the newest samples where that gives the same
+// result.
+func (w *window) ruleQueryable(lookback time.Duration) storage.Queryable {
+	return latestQueryable{Queryable: w, cache: w.latest, lookback: lookback.Milliseconds()}
 }
 
 func (w *window) Querier(mint, maxt int64) (storage.Querier, error) {
@@ -88,6 +106,7 @@ func (w *window) truncate(mint int64) error {
 	if err := w.Head.Truncate(mint); err != nil {
 		return fmt.Errorf("truncate head to %d: %w", mint, err)
 	}
+	w.latest.truncate(mint)
 	return nil
 }
 
