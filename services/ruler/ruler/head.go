@@ -75,7 +75,7 @@ func (w *window) AppenderV2(ctx context.Context) storage.AppenderV2 {
 // selectors served from the newest samples where that gives the same
 // result.
 func (w *window) ruleQueryable(lookback time.Duration) storage.Queryable {
-	return latestQueryable{Queryable: w, cache: w.latest, lookback: lookback.Milliseconds()}
+	return latestQueryable{head: w.Head, inner: w, cache: w.latest, lookback: lookback.Milliseconds()}
 }
 
 func (w *window) Querier(mint, maxt int64) (storage.Querier, error) {

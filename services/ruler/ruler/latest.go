@@ -2,14 +2,18 @@ package ruler
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/prometheus/prometheus/util/annotations"
 )
 
 // The newest sample of every series, so that a rule's instant selector
@@ -24,103 +28,119 @@ import (
 // cached newest sample of a series is after T (an offset, a past
 // evaluation during restore) the series is read from the head as before.
 
-const latestShards = 16
-
-type latestEntry struct {
-	lset labels.Labels
-	t    int64
-	v    float64
-	// collided marks a hash that two series share: none of them is
-	// served from here (t is then the newest of both, for truncation).
-	collided bool
+// latestPoint is a float sample.
+type latestPoint struct {
+	t int64
+	v float64
 }
 
-// latestCache maps a series' labels hash to its newest committed float
-// sample. Safe for concurrent use.
+// latestSlot is what is known of one series' newest sample.
+type latestSlot struct {
+	p atomic.Pointer[latestPoint]
+	// unknown marks a series whose newest sample may be one this cache
+	// does not model (a histogram): it is always read from the head.
+	unknown atomic.Bool
+}
+
+// latestCache maps a head series reference to its newest committed float
+// sample. Readers look up a whole selector's series under one read lock;
+// writers update existing slots under the read lock too (atomically) and
+// take the write lock only to add series.
 type latestCache struct {
-	// served and read counts the series of instant selectors given their
+	// served and read count the series of instant selectors given their
 	// newest sample from here, and those read from the head.
 	served, read atomic.Int64
-	shards       [latestShards]struct {
-		mu sync.RWMutex
-		m  map[uint64]latestEntry
-	}
+
+	mu    sync.RWMutex
+	slots map[storage.SeriesRef]*latestSlot
 }
 
 func newLatestCache() *latestCache {
-	c := &latestCache{}
-	for i := range c.shards {
-		c.shards[i].m = map[uint64]latestEntry{}
-	}
-	return c
+	return &latestCache{slots: map[storage.SeriesRef]*latestSlot{}}
 }
 
-// set records (t, v) as the newest sample of l unless a newer one is
-// recorded already (commits of one series may finish out of order).
-func (c *latestCache) set(l labels.Labels, t int64, v float64) {
-	h := l.Hash()
-	sh := &c.shards[h%latestShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	e, ok := sh.m[h]
-	switch {
-	case !ok:
-		sh.m[h] = latestEntry{lset: l, t: t, v: v}
-	case e.collided || !labels.Equal(e.lset, l):
-		sh.m[h] = latestEntry{t: max(t, e.t), collided: true}
-	case t >= e.t:
-		sh.m[h] = latestEntry{lset: e.lset, t: t, v: v}
+// commit records what an appender committed: the newest sample of each
+// series in entries (unless a newer one is recorded already: commits of
+// one series may finish out of order), and the series in unknown as not
+// served from here.
+func (c *latestCache) commit(entries []latestEntry, unknown []storage.SeriesRef) {
+	var added []latestEntry
+	c.mu.RLock()
+	for _, e := range entries {
+		if sl := c.slots[e.ref]; sl != nil {
+			sl.advance(e.t, e.v)
+		} else {
+			added = append(added, e)
+		}
+	}
+	for _, ref := range unknown {
+		if sl := c.slots[ref]; sl != nil {
+			sl.unknown.Store(true)
+		}
+	}
+	c.mu.RUnlock()
+	if len(added) == 0 && len(unknown) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range added {
+		sl := c.slots[e.ref]
+		if sl == nil {
+			sl = &latestSlot{}
+			c.slots[e.ref] = sl
+		}
+		sl.advance(e.t, e.v)
+	}
+	for _, ref := range unknown {
+		sl := c.slots[ref]
+		if sl == nil {
+			sl = &latestSlot{}
+			c.slots[ref] = sl
+		}
+		sl.unknown.Store(true)
 	}
 }
 
-// forget drops what is known of l: its newest sample is no longer a
-// float this cache saw (a histogram was appended).
-func (c *latestCache) forget(l labels.Labels) {
-	h := l.Hash()
-	sh := &c.shards[h%latestShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if e, ok := sh.m[h]; ok {
-		sh.m[h] = latestEntry{t: e.t, collided: true}
+func (sl *latestSlot) advance(t int64, v float64) {
+	next := &latestPoint{t: t, v: v}
+	for {
+		old := sl.p.Load()
+		if (old != nil && old.t > t) || sl.p.CompareAndSwap(old, next) {
+			return
+		}
 	}
 }
 
-func (c *latestCache) get(l labels.Labels) (t int64, v float64, ok bool) {
-	h := l.Hash()
-	sh := &c.shards[h%latestShards]
-	sh.mu.RLock()
-	e, found := sh.m[h]
-	sh.mu.RUnlock()
-	if !found || e.collided || !labels.Equal(e.lset, l) {
-		return 0, 0, false
+// lookup fills pts with the newest samples of refs; false if one of them
+// is not known.
+func (c *latestCache) lookup(refs []storage.SeriesRef, pts []latestPoint) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i, ref := range refs {
+		sl := c.slots[ref]
+		if sl == nil || sl.unknown.Load() {
+			return false
+		}
+		p := sl.p.Load()
+		if p == nil {
+			return false
+		}
+		pts[i] = *p
 	}
-	return e.t, e.v, true
+	return true
 }
 
 // truncate drops the series whose newest sample is before mint: the head
 // holds nothing of them any more.
 func (c *latestCache) truncate(mint int64) {
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		for h, e := range sh.m {
-			if e.t < mint {
-				delete(sh.m, h)
-			}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ref, sl := range c.slots {
+		if p := sl.p.Load(); p == nil || p.t < mint {
+			delete(c.slots, ref)
 		}
-		sh.mu.Unlock()
 	}
-}
-
-func (c *latestCache) len() int {
-	n := 0
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
-	}
-	return n
 }
 
 // latestPending is what an appender has appended, recorded in the cache
@@ -128,34 +148,35 @@ func (c *latestCache) len() int {
 type latestPending struct {
 	cache   *latestCache
 	entries []latestEntry
-	refs    []storage.SeriesRef
-	forgets []labels.Labels
+	unknown []storage.SeriesRef
+}
+
+type latestEntry struct {
+	ref storage.SeriesRef
+	t   int64
+	v   float64
 }
 
 // appended notes a float sample appended to the series of ref.
-func (p *latestPending) appended(ref storage.SeriesRef, l labels.Labels, t int64, v float64) {
+func (p *latestPending) appended(ref storage.SeriesRef, t int64, v float64) {
 	// Consecutive samples of one series keep one entry.
-	if n := len(p.entries); n > 0 && ref != 0 && p.refs[n-1] == ref {
+	if n := len(p.entries); n > 0 && p.entries[n-1].ref == ref {
 		p.entries[n-1].t, p.entries[n-1].v = t, v
 		return
 	}
-	p.entries = append(p.entries, latestEntry{lset: l, t: t, v: v})
-	p.refs = append(p.refs, ref)
+	p.entries = append(p.entries, latestEntry{ref: ref, t: t, v: v})
 }
 
 // unknown notes an append whose newest sample the cache does not model
 // (a histogram, a start timestamp, a partial failure).
-func (p *latestPending) unknown(l labels.Labels) {
-	p.forgets = append(p.forgets, l)
+func (p *latestPending) notModelled(ref storage.SeriesRef) {
+	if ref != 0 {
+		p.unknown = append(p.unknown, ref)
+	}
 }
 
 func (p *latestPending) committed() {
-	for _, e := range p.entries {
-		p.cache.set(e.lset, e.t, e.v)
-	}
-	for _, l := range p.forgets {
-		p.cache.forget(l)
-	}
+	p.cache.commit(p.entries, p.unknown)
 }
 
 // latestAppender records in the cache, on commit, the newest sample of
@@ -168,26 +189,26 @@ type latestAppender struct {
 func (a *latestAppender) Append(ref storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	r, err := a.Appender.Append(ref, l, t, v)
 	if err == nil {
-		a.appended(r, l, t, v)
+		a.appended(r, t, v)
 	}
 	return r, err
 }
 
 func (a *latestAppender) AppendHistogram(ref storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
 	r, err := a.Appender.AppendHistogram(ref, l, t, h, fh)
-	a.unknown(l)
+	a.notModelled(r)
 	return r, err
 }
 
 func (a *latestAppender) AppendSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64) (storage.SeriesRef, error) {
 	r, err := a.Appender.AppendSTZeroSample(ref, l, t, st)
-	a.unknown(l)
+	a.notModelled(r)
 	return r, err
 }
 
 func (a *latestAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
 	r, err := a.Appender.AppendHistogramSTZeroSample(ref, l, t, st, h, fh)
-	a.unknown(l)
+	a.notModelled(r)
 	return r, err
 }
 
@@ -209,9 +230,9 @@ func (a *latestAppenderV2) Append(ref storage.SeriesRef, l labels.Labels, st, t 
 	r, err := a.AppenderV2.Append(ref, l, st, t, v, h, fh, opts)
 	switch {
 	case err == nil && st == 0 && h == nil && fh == nil:
-		a.appended(r, l, t, v)
+		a.appended(r, t, v)
 	default:
-		a.unknown(l)
+		a.notModelled(r)
 	}
 	return r, err
 }
@@ -226,57 +247,106 @@ func (a *latestAppenderV2) Commit() error {
 
 // latestQueryable serves instant selectors from the cache where it can.
 type latestQueryable struct {
-	storage.Queryable
+	head  *tsdb.Head
+	inner storage.Queryable // the head as a block
 	cache *latestCache
 	// lookback is the engine's lookback delta in ms.
 	lookback int64
 }
 
 func (q latestQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	inner, err := q.Queryable.Querier(mint, maxt)
+	inner, err := q.inner.Querier(mint, maxt)
 	if err != nil {
 		return nil, err
 	}
-	return latestQuerier{Querier: inner, cache: q.cache, lookback: q.lookback}, nil
+	return latestQuerier{Querier: inner, q: q}, nil
 }
 
 type latestQuerier struct {
 	storage.Querier
-	cache    *latestCache
-	lookback int64
+	q latestQueryable
 }
 
+// Select answers an instant selector evaluated at one time from the
+// newest samples when every series it selects has its newest sample at or
+// before that time; otherwise, and for every other selector, from the
+// head.
 func (q latestQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	set := q.Querier.Select(ctx, sortSeries, hints, ms...)
-	// Only a selector evaluated at one time, End: an instant query's
-	// instant selector spans the lookback before it, less the excluded
-	// boundary millisecond; a range selector has a range, a range query or
-	// a subquery a step, and a smoothed selector reaches past End.
-	if hints == nil || hints.Range != 0 || hints.Step != 0 || hints.End-hints.Start != q.lookback-1 {
+	// One evaluation time, End: an instant query's instant selector spans
+	// the lookback before it, less the excluded boundary millisecond; a
+	// range selector has a range, a range query or a subquery a step, and
+	// a smoothed selector reaches past End.
+	if hints == nil || hints.Range != 0 || hints.Step != 0 || hints.Limit != 0 || hints.End-hints.Start != q.q.lookback-1 {
+		return q.Querier.Select(ctx, sortSeries, hints, ms...)
+	}
+	if set, ok := q.selectLatest(ctx, sortSeries, hints, ms); ok {
 		return set
 	}
-	return &latestSeriesSet{SeriesSet: set, cache: q.cache, at: hints.End}
+	return q.Querier.Select(ctx, sortSeries, hints, ms...)
 }
 
-// latestSeriesSet replaces the samples of a series by its newest one when
-// that is at or before the evaluation time.
-type latestSeriesSet struct {
-	storage.SeriesSet
-	cache *latestCache
-	at    int64
-}
-
-func (s *latestSeriesSet) At() storage.Series {
-	ser := s.SeriesSet.At()
-	l := ser.Labels()
-	t, v, ok := s.cache.get(l)
-	if !ok || t > s.at {
-		s.cache.read.Add(1)
-		return ser
+func (q latestQuerier) selectLatest(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms []*labels.Matcher) (storage.SeriesSet, bool) {
+	ix, err := q.q.head.Index()
+	if err != nil {
+		return nil, false
 	}
-	s.cache.served.Add(1)
-	return latestSeries{lset: l, t: t, v: v}
+	defer ix.Close()
+	p, err := tsdb.PostingsForMatchers(ctx, ix, ms...)
+	if err != nil {
+		return nil, false
+	}
+	if sortSeries {
+		p = ix.SortedPostings(p)
+	}
+	refs, err := index.ExpandPostings(p)
+	if err != nil {
+		return nil, false
+	}
+	pts := make([]latestPoint, len(refs))
+	if !q.q.cache.lookup(refs, pts) {
+		q.q.cache.read.Add(int64(len(refs)))
+		return nil, false
+	}
+	set := &latestSeriesSet{series: make([]latestSeries, 0, len(refs))}
+	var builder labels.ScratchBuilder
+	for i, ref := range refs {
+		pt := pts[i]
+		if pt.t > hints.End {
+			q.q.cache.read.Add(int64(len(refs)))
+			return nil, false
+		}
+		if pt.t < hints.Start {
+			continue // nothing in the lookback: the head's querier leaves it out too
+		}
+		if err := ix.Series(ref, &builder, nil); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // removed by a truncation meanwhile
+			}
+			return nil, false
+		}
+		set.series = append(set.series, latestSeries{lset: builder.Labels(), t: pt.t, v: pt.v})
+	}
+	q.q.cache.served.Add(int64(len(refs)))
+	return set, true
 }
+
+// latestSeriesSet is a list of series of one sample each.
+type latestSeriesSet struct {
+	series []latestSeries
+	i      int
+}
+
+func (s *latestSeriesSet) Next() bool {
+	if s.i >= len(s.series) {
+		return false
+	}
+	s.i++
+	return true
+}
+
+func (s *latestSeriesSet) At() storage.Series                { return s.series[s.i-1] }
+func (s *latestSeriesSet) Err() error                        { return nil }
+func (s *latestSeriesSet) Warnings() annotations.Annotations { return nil }
 
 type latestSeries struct {
 	lset labels.Labels

@@ -22,6 +22,8 @@ type metrics struct {
 	samples        *prometheus.CounterVec // outcome
 	dlq            prometheus.Counter
 	windowSeries   prometheus.GaugeFunc
+	newestServed   prometheus.CounterFunc
+	newestRead     prometheus.CounterFunc
 	truncations    prometheus.Counter
 	truncateFailed prometheus.Counter
 	alertsSent     *prometheus.CounterVec // alertmanager
@@ -38,7 +40,7 @@ type metrics struct {
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 
-func newMetrics(reg prometheus.Registerer, seriesCount func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, win *window) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		evaluations: f.NewCounterVec(prometheus.CounterOpts{
@@ -70,7 +72,17 @@ func newMetrics(reg prometheus.Registerer, seriesCount func() float64) *metrics 
 		windowSeries: f.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tmaflow_ruler_window_series",
 			Help: "Series in the in-memory window.",
-		}, seriesCount),
+		}, func() float64 { return float64(win.NumSeries()) }),
+		newestServed: f.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "tmaflow_ruler_instant_selector_series_total",
+			Help:        "Series selected by rules' instant selectors: source newest (their newest sample, kept at append), head (decoded from the window's chunks: a sample after the evaluation time, or a series the newest-sample cache does not know).",
+			ConstLabels: prometheus.Labels{"source": "newest"},
+		}, func() float64 { return float64(win.latest.served.Load()) }),
+		newestRead: f.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "tmaflow_ruler_instant_selector_series_total",
+			Help:        "Series selected by rules' instant selectors: source newest (their newest sample, kept at append), head (decoded from the window's chunks: a sample after the evaluation time, or a series the newest-sample cache does not know).",
+			ConstLabels: prometheus.Labels{"source": "head"},
+		}, func() float64 { return float64(win.latest.read.Load()) }),
 		truncations: f.NewCounter(prometheus.CounterOpts{
 			Name: "tmaflow_ruler_window_truncations_total",
 			Help: "Times samples older than the window were dropped from memory.",

@@ -128,7 +128,7 @@ func New(cfg Config, opts Options) (_ *Service, err error) {
 			err = errors.Join(err, s.win.Close())
 		}
 	}()
-	s.metrics = newMetrics(opts.Registry, func() float64 { return float64(s.win.NumSeries()) })
+	s.metrics = newMetrics(opts.Registry, s.win)
 	s.ruleMetrics = rules.NewGroupMetrics(opts.Registry)
 	s.parser = parser.NewParser(parser.Options{})
 	s.engine = promql.NewEngine(promql.EngineOpts{
