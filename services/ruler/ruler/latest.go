@@ -324,7 +324,7 @@ func (q latestQuerier) selectLatest(ctx context.Context, sortSeries bool, hints 
 			}
 			return nil, false
 		}
-		set.series = append(set.series, latestSeries{lset: builder.Labels(), t: pt.t, v: pt.v})
+		set.series = append(set.series, latestSeries{lset: builder.Labels(), smp: oneSample{t: pt.t, v: pt.v}})
 	}
 	q.q.cache.served.Add(int64(len(refs)))
 	return set, true
@@ -344,20 +344,23 @@ func (s *latestSeriesSet) Next() bool {
 	return true
 }
 
-func (s *latestSeriesSet) At() storage.Series                { return s.series[s.i-1] }
+func (s *latestSeriesSet) At() storage.Series                { return &s.series[s.i-1] }
 func (s *latestSeriesSet) Err() error                        { return nil }
 func (s *latestSeriesSet) Warnings() annotations.Annotations { return nil }
 
 type latestSeries struct {
 	lset labels.Labels
-	t    int64
-	v    float64
+	smp  oneSample
 }
 
-func (s latestSeries) Labels() labels.Labels { return s.lset }
+func (s *latestSeries) Labels() labels.Labels { return s.lset }
 
-func (s latestSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
-	return storage.NewListSeriesIterator(oneSample{t: s.t, v: s.v})
+func (s *latestSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if r, ok := it.(interface{ Reset(storage.Samples) }); ok {
+		r.Reset(&s.smp)
+		return it
+	}
+	return storage.NewListSeriesIterator(&s.smp)
 }
 
 // oneSample is a list of one float sample, and that sample.
@@ -366,12 +369,12 @@ type oneSample struct {
 	v float64
 }
 
-func (s oneSample) Get(int) chunks.Sample         { return s }
-func (s oneSample) Len() int                      { return 1 }
-func (s oneSample) T() int64                      { return s.t }
-func (s oneSample) ST() int64                     { return 0 }
-func (s oneSample) F() float64                    { return s.v }
-func (s oneSample) H() *histogram.Histogram       { return nil }
-func (s oneSample) FH() *histogram.FloatHistogram { return nil }
-func (s oneSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s oneSample) Copy() chunks.Sample           { return s }
+func (s *oneSample) Get(int) chunks.Sample         { return s }
+func (s *oneSample) Len() int                      { return 1 }
+func (s *oneSample) T() int64                      { return s.t }
+func (s *oneSample) ST() int64                     { return 0 }
+func (s *oneSample) F() float64                    { return s.v }
+func (s *oneSample) H() *histogram.Histogram       { return nil }
+func (s *oneSample) FH() *histogram.FloatHistogram { return nil }
+func (s *oneSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s *oneSample) Copy() chunks.Sample           { c := *s; return &c }
