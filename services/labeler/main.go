@@ -29,10 +29,12 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var (
 		logCfg   service.LogConfig
+		rtCfg    service.RuntimeConfig
 		kafkaCfg kafka.Config
 		cfg      labeler.Config
 	)
 	logCfg.RegisterFlags(fs)
+	rtCfg.RegisterFlags(fs, 400)
 	kafkaCfg.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	if err := service.Parse(fs, args); err != nil {
@@ -43,13 +45,14 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		// would relabel everything from the start offset again.
 		kafkaCfg.ConsumerGroup = defaultGroup
 	}
-	if err := errors.Join(cfg.Validate(), kafkaCfg.RequireBrokers(), kafkaCfg.Validate()); err != nil {
+	if err := errors.Join(cfg.Validate(), rtCfg.Validate(), kafkaCfg.RequireBrokers(), kafkaCfg.Validate()); err != nil {
 		return err
 	}
 	logger, err := logCfg.NewLogger(stderr)
 	if err != nil {
 		return err
 	}
+	rtCfg.Apply(logger)
 
 	reg := service.NewRegistry()
 	klog := logger.With("component", "kafka")

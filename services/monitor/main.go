@@ -30,22 +30,25 @@ func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs.SetOutput(stderr)
 	var (
 		logCfg   service.LogConfig
+		rtCfg    service.RuntimeConfig
 		kafkaCfg kafka.Config
 		cfg      monitor.Config
 	)
 	logCfg.RegisterFlags(fs)
+	rtCfg.RegisterFlags(fs, 400)
 	kafkaCfg.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	if err := service.Parse(fs, args); err != nil {
 		return err
 	}
-	if err := errors.Join(cfg.Validate(), kafkaCfg.RequireBrokers(), kafkaCfg.Validate()); err != nil {
+	if err := errors.Join(cfg.Validate(), rtCfg.Validate(), kafkaCfg.RequireBrokers(), kafkaCfg.Validate()); err != nil {
 		return err
 	}
 	logger, err := logCfg.NewLogger(stderr)
 	if err != nil {
 		return err
 	}
+	rtCfg.Apply(logger)
 
 	reg := service.NewRegistry()
 	pub, err := kafka.NewPublisher(kafkaCfg, logger.With("component", "kafka"), reg)

@@ -28,16 +28,18 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var (
 		logCfg   service.LogConfig
+		rtCfg    service.RuntimeConfig
 		kafkaCfg kafka.Config
 		cfg      persister.Config
 	)
 	logCfg.RegisterFlags(fs)
+	rtCfg.RegisterFlags(fs, 100)
 	kafkaCfg.RegisterFlags(fs)
 	cfg.RegisterFlags(fs)
 	if err := service.Parse(fs, args); err != nil {
 		return err
 	}
-	if err := errors.Join(cfg.Validate(), kafkaCfg.RequireBrokers(), kafkaCfg.Validate()); err != nil {
+	if err := errors.Join(cfg.Validate(), rtCfg.Validate(), kafkaCfg.RequireBrokers(), kafkaCfg.Validate()); err != nil {
 		return err
 	}
 	if kafkaCfg.ConsumerGroup != "" {
@@ -48,6 +50,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rtCfg.Apply(logger)
 
 	reg := service.NewRegistry()
 	klog := logger.With("component", "kafka")

@@ -54,6 +54,7 @@ type Config struct {
 	LabelerConsumerGroup string
 
 	Log       service.LogConfig
+	Runtime   service.RuntimeConfig
 	Broker    broker.Config
 	Kafka     kafka.Config
 	Monitor   monitor.Config
@@ -71,6 +72,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Registry, "registry", "", "Registry file of every service (probes, resources, descriptions, label_rules): the default of -monitor.auth.registry, -labeler.registry and -persister.api.auth.registry (when empty, -monitor.auth.registry is). Reloaded on SIGHUP.")
 	fs.StringVar(&c.LabelerConsumerGroup, "labeler.consumer-group", DefaultLabelerConsumerGroup, "Kafka consumer group of the labeler (topic-monitor, topic-samples).")
 	c.Log.RegisterFlags(fs)
+	// The all-in-one's heap is small at the scale one process serves.
+	c.Runtime.RegisterFlags(fs, 400)
 	c.Broker.RegisterFlags(fs)
 	c.Kafka.RegisterFlags(fs)
 	c.Monitor.RegisterFlags(service.Prefixed{FS: fs, Prefix: "monitor."})
@@ -93,6 +96,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	var errs []error
+	if err := c.Runtime.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.EmbeddedBroker() {
 		if err := c.Broker.Validate(); err != nil {
 			errs = append(errs, err)

@@ -55,6 +55,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, "tmaflow:", err)
 		return 2
 	}
+	cfg.Runtime.Apply(logger)
 	a, err := New(cfg, Options{Logger: logger, Registry: prometheus.NewRegistry(), Signals: true})
 	if err != nil {
 		logger.Error("tmaflow could not start", "err", err)

@@ -1,0 +1,55 @@
+package service
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+)
+
+// RuntimeConfig tunes the Go garbage collector. A collection slows every
+// goroutine of the process for a moment (mark assists, the CPU its
+// workers take): with Go's default GOGC=100 and the small heap of a
+// monitor, labeler or ruler it runs many times a second and puts tens of
+// milliseconds into the tail of a POST-to-alert path. A higher percentage
+// trades memory for fewer collections; the memory limit bounds what that
+// costs where the live heap is large (a persister's TSDB head).
+type RuntimeConfig struct {
+	GCPercent      int
+	MemoryLimitMiB int64
+
+	defaultGCPercent int
+}
+
+// RegisterFlags registers the runtime flags with the service's default
+// GC percentage.
+func (c *RuntimeConfig) RegisterFlags(f FlagSet, defaultGCPercent int) {
+	c.defaultGCPercent = defaultGCPercent
+	f.IntVar(&c.GCPercent, "runtime.gc-percent", defaultGCPercent, "Heap growth between garbage collections, in percent (Go's GOGC; -1 turns collection off but for the memory limit). The GOGC environment variable wins over the default, this flag over both.")
+	f.Int64Var(&c.MemoryLimitMiB, "runtime.memory-limit-mib", 0, "Soft memory limit of the Go runtime in MiB (GOMEMLIMIT): collections run as often as needed to stay under it, whatever runtime.gc-percent says. 0: none, or GOMEMLIMIT from the environment.")
+}
+
+// Validate checks the values.
+func (c *RuntimeConfig) Validate() error {
+	if c.GCPercent < -1 {
+		return fmt.Errorf("runtime.gc-percent must be >= -1, got %d", c.GCPercent)
+	}
+	if c.MemoryLimitMiB < 0 {
+		return fmt.Errorf("runtime.memory-limit-mib must be >= 0, got %d", c.MemoryLimitMiB)
+	}
+	return nil
+}
+
+// Apply sets the collector of this process.
+func (c *RuntimeConfig) Apply(logger *slog.Logger) {
+	gc := c.GCPercent
+	if _, ok := os.LookupEnv("GOGC"); ok && gc == c.defaultGCPercent {
+		gc = debug.SetGCPercent(-1) // read what GOGC set, then put it back
+	}
+	debug.SetGCPercent(gc)
+	if c.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(c.MemoryLimitMiB << 20)
+	}
+	limit := debug.SetMemoryLimit(-1)
+	logger.Debug("go runtime", "gc_percent", gc, "memory_limit_bytes", limit)
+}
