@@ -344,6 +344,9 @@ func startTmaflow(extra []string) (*tmaflow, error) {
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The process runs with tmaflow's runtime settings, as its main sets
+	// them (the floor, in the same process, shares them).
+	cfg.Runtime.Apply(logger)
 	a, err := app.New(cfg, app.Options{Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("start tmaflow: %w", err)
