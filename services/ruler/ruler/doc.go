@@ -40,6 +40,16 @@
 // are exact to the evaluation (for: 500ms fires at the first evaluation
 // 500ms after the condition began).
 //
+// An instant selector evaluated at one time (the selectors of most alert
+// conditions) reads each series' newest sample, kept per head series as
+// it is committed, instead of decoding the head chunks of the whole
+// lookback (5m: ~300 samples per series at 1 Hz), whenever every series
+// it selects has its newest sample at or before the evaluation time; the
+// answer is the one the head gives (Prometheus' PromQL test scripts pass
+// through it). Range selectors, subqueries and evaluations in the past
+// (restore) read the head. tmaflow_ruler_instant_selector_series_total
+// counts the series of each source.
+//
 // Recording-rule results are appended to the head (dependent groups are
 // triggered at once, up to 4 hops) and published to topic-samples as a
 // sample batch (source rule, tenant header), so the labeler and persister

@@ -277,8 +277,15 @@ func (b *bench) tmaflowPhase(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		rep.DrainSamplesPerSecond, rep.DrainLag = d.rate, d.lag
-		b.printf("drained %d records of lag in %.1fs: labeler + persister alone store %.0f samples/s\n\n", d.lag, d.took.Seconds(), d.rate)
+		rep.DrainLag = d.lag
+		if d.took < minDrainForRate {
+			// The lag read from the brokers includes offsets done but not
+			// yet committed: a short drain appends too little to be a rate.
+			b.printf("drained %d records of lag in %.1fs (too short to rate the labeler + persister alone)\n\n", d.lag, d.took.Seconds())
+		} else {
+			rep.DrainSamplesPerSecond = d.rate
+			b.printf("drained %d records of lag in %.1fs: labeler + persister alone store %.0f samples/s\n\n", d.lag, d.took.Seconds(), d.rate)
+		}
 		rate = max(cal.Stored()/float64(b.cfg.DataItems), 1)
 	}
 	var lo, hi float64 // highest sustained and lowest failed message rate
@@ -441,6 +448,10 @@ func (b *bench) sample(ctx context.Context, r *Measurement, d time.Duration, rea
 		}
 	}
 }
+
+// minDrainForRate is the shortest drain whose appended samples make a
+// back-half rate.
+const minDrainForRate = 5 * time.Second
 
 type drained struct {
 	lag  int64
