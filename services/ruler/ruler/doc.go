@@ -32,9 +32,12 @@
 // with a selector matching one of its series: the group is evaluated at
 // once, and what arrives during the next -evaluation.debounce (2ms) is
 // coalesced into one more evaluation. Batches of series no rule selects
-// evaluate nothing. The interval tick evaluates each group too, which is
-// what ends `for` waits, makes absent() fire and resolves alerts whose
-// data went stale. Evaluations run at the ruler's clock, or at a
+// evaluate nothing. An interval after its last evaluation, whatever triggered
+// it, a group is evaluated on a tick, which is what ends `for` waits,
+// makes absent() fire and resolves alerts whose data went stale; a group
+// whose data comes at least once an interval evaluates on its data alone.
+// First ticks are spread over the interval by a hash of the group, as
+// Prometheus spreads its groups. Evaluations run at the ruler's clock, or at a
 // triggering sample's time if that is ahead by at most
 // -evaluation.max-future-skew, never backwards. `for` and keep_firing_for
 // are exact to the evaluation (for: 500ms fires at the first evaluation

@@ -2,6 +2,7 @@ package ruler
 
 import (
 	"context"
+	"hash/fnv"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -154,10 +155,16 @@ func (g *groupRunner) dataArrived(receivedAt, newestMs int64, hops int32) {
 	}
 }
 
-// run schedules the group until halt.
+// run schedules the group until halt. The interval tick comes an
+// interval after the group's last evaluation, whatever triggered it: a
+// group whose data arrives at least once an interval is evaluated only
+// by its data, and `for`, absent() and resolution still see an
+// evaluation at least every interval. The first tick is spread over the
+// interval by the group's key, as Prometheus offsets its groups, so that
+// groups loaded together do not tick together.
 func (g *groupRunner) run() {
 	defer close(g.done)
-	tick := time.NewTicker(g.interval)
+	tick := time.NewTimer(g.firstTick())
 	defer tick.Stop()
 	debounce := g.s.cfg.Evaluation.Debounce
 	var wait *time.Timer
@@ -168,6 +175,7 @@ func (g *groupRunner) run() {
 		case <-g.trigger:
 			start := time.Now()
 			g.evaluate(triggerData)
+			tick.Reset(g.interval)
 			// Coalesce what arrives meanwhile into one evaluation after
 			// the debounce period.
 			if d := debounce - time.Since(start); d > 0 {
@@ -185,8 +193,20 @@ func (g *groupRunner) run() {
 			}
 		case <-tick.C:
 			g.evaluate(triggerTick)
+			tick.Reset(g.interval)
 		}
 	}
+}
+
+// firstTick is the wait before the group's first tick: a share of the
+// interval fixed by the group's key.
+func (g *groupRunner) firstTick() time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(g.key))
+	if d := time.Duration(h.Sum64() % uint64(g.interval)); d > 0 {
+		return d
+	}
+	return g.interval
 }
 
 // halt stops the scheduler and waits for its evaluation to end.
