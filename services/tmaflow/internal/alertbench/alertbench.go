@@ -521,6 +521,9 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 	start := time.Now()
 	var hook, sent []time.Duration
 	hookMiss := 0
+	// One line per trial, for finding what the slow ones have in common
+	// (their time in the run against the system's log).
+	timeline := []string{"start_unix_ms,send_ms,webhook_ms"}
 	paths := make([][]time.Duration, len(taps))
 	pathMiss := make([]int, len(taps))
 	arm, cross, resolve := float64(backgroundMax)/2, b.cfg.Threshold+5, float64(backgroundMax)/4
@@ -539,11 +542,14 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 			return fmt.Errorf("trial %d: cross: %w", i, err)
 		}
 		sent = append(sent, time.Since(t0))
+		hookMs := "missed"
 		if at, ok := b.hook.await(ctx, key, b.cfg.TrialTimeout); ok {
 			hook = append(hook, at.Sub(t0))
+			hookMs = csvMs(at.Sub(t0))
 		} else {
 			hookMiss++
 		}
+		timeline = append(timeline, strconv.FormatInt(t0.UnixMilli(), 10)+","+csvMs(sent[len(sent)-1])+","+hookMs)
 		for k, tp := range taps {
 			if at, ok := tp.arr.await(ctx, key, b.cfg.TrialTimeout); ok {
 				paths[k] = append(paths[k], at.Sub(t0))
@@ -562,6 +568,10 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 		}
 	}
 	run.Wall = time.Since(start)
+	name := strings.NewReplacer(" ", "-", ",", "", "/", "-").Replace(strings.ToLower(run.label()))
+	if err := os.WriteFile(filepath.Join(b.dir, name+"-trials.csv"), []byte(strings.Join(timeline, "\n")+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write trials: %w", err)
+	}
 	u1, err := p.Usage()
 	if err != nil {
 		return err
@@ -721,4 +731,9 @@ func (b *bench) remoteSeries() ([]benchkit.Group, []prompb.Label, error) {
 		}
 	}
 	return nil, nil, fmt.Errorf("no %s series learned", b.spec.TrialMetric)
+}
+
+// csvMs is d in milliseconds with three decimals.
+func csvMs(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
 }
