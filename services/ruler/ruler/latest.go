@@ -25,8 +25,9 @@ import (
 //
 // The result is the same by construction: an instant selector evaluated at
 // a single time T only uses the newest sample at or before T, and where the
-// cached newest sample of a series is after T (an offset, a past
-// evaluation during restore) the series is read from the head as before.
+// newest sample of a selected series is after T (an offset, a past
+// evaluation during restore) or not known here, the whole selector is read
+// from the head as before.
 
 // latestPoint is a float sample.
 type latestPoint struct {
