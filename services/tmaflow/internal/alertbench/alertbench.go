@@ -58,6 +58,7 @@ type Result struct {
 	Name     string
 	Interval time.Duration // Prometheus's evaluation_interval; 0 for tmaflow
 	Scoped   bool          // tmaflow's trial rule selects only the trials' series
+	Split    bool          // tmaflow's ruler ran in a process of its own
 	Webhook  Latency
 	// Paths are the other places the trial was timed at (tmaflow:
 	// topic-alerts, and topic-metrics with -stages).
@@ -168,8 +169,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 		cfg.Rules, 1+(cfg.Rules-1+cfg.RulesPerGroup-1)/cfg.RulesPerGroup, cfg.Trials, cfg.Rate, cfg.DataItems, cfg.Resources, b.amURL, am.PID())
 
 	base := int64(trialIDs)
-	for _, scoped := range cfg.TrialScopes {
-		r, err := b.tmaflowRun(ctx, scoped, base)
+	for _, shape := range cfg.TmaflowRuns {
+		r, err := b.tmaflowRun(ctx, shape, base)
 		if err != nil {
 			return rep, fmt.Errorf("tmaflow: %w", err)
 		}
@@ -276,7 +277,9 @@ func (b *bench) startAlertmanager(ctx context.Context, hookURL string) (*benchki
 
 // tmaflowRun measures tmaflow: monitor, labeler and ruler on the
 // embedded broker, alerts to the Alertmanager and topic-alerts.
-func (b *bench) tmaflowRun(ctx context.Context, scoped bool, base int64) (_ *Result, err error) {
+func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) (_ *Result, err error) {
+	scoped := shape.Scoped
+	run := &Result{Name: "tmaflow", Scoped: scoped, Split: shape.Split}
 	ports, err := benchkit.FreePorts(5)
 	if err != nil {
 		return nil, err
@@ -288,33 +291,62 @@ func (b *bench) tmaflowRun(ctx context.Context, scoped bool, base int64) (_ *Res
 	}
 	// Each run has its own data dir: a broker holding an earlier run's
 	// records would make the ruler replay its trials.
-	args := append([]string{
-		"-target=monitor,labeler,ruler",
-		"-data-dir=" + filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-data", scoped)),
+	dataDir := filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-split-%t-data", scoped, shape.Split))
+	ingestArgs := []string{
+		"-data-dir=" + dataDir,
 		"-registry=" + reg,
 		"-broker.listen-address=" + broker,
 		"-monitor.listen-address=" + monitor,
 		"-labeler.listen-address=" + labeler,
+		"-log.level=warn",
+	}
+	rulerArgs := []string{
 		"-ruler.listen-address=" + rulerAddr,
 		"-ruler.rules.dir=" + b.rulesDirs[scoped],
 		"-ruler.alertmanager.url=" + b.amURL,
-		"-debug.listen-address=" + debug,
-		"-log.level=warn",
-	}, b.cfg.TmaflowArgs...)
-	tf, err := benchkit.StartProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow.log"))
+		"-debug.listen-address=" + debug, // profiled: the ruler's process
+	}
+	var procs []*benchkit.Process
+	defer func() {
+		for _, p := range slices.Backward(procs) {
+			err = errors.Join(err, p.Stop(time.Minute))
+		}
+	}()
+	start := func(name, log string, args ...[]string) (*benchkit.Process, error) {
+		p, err := benchkit.StartProcess(name, b.bin, append(slices.Concat(args...), b.cfg.TmaflowArgs...), filepath.Join(b.dir, log))
+		if err == nil {
+			procs = append(procs, p)
+		}
+		return p, err
+	}
+	var tf *benchkit.Process
+	if shape.Split {
+		tf, err = start("tmaflow", "tmaflow.log", []string{"-target=monitor,labeler"}, ingestArgs)
+	} else {
+		tf, err = start("tmaflow", "tmaflow.log", []string{"-target=monitor,labeler,ruler"}, ingestArgs, rulerArgs)
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, tf.Stop(time.Minute)) }()
-	for _, addr := range []string{monitor, labeler, rulerAddr} {
+	for _, addr := range []string{monitor, labeler} {
 		if err := benchkit.WaitReady(ctx, tf, "http://"+addr+"/-/ready", time.Minute); err != nil {
 			return nil, err
 		}
 	}
-	if err := b.awaitRules(ctx, tf, "http://"+rulerAddr+"/api/v1/rules"); err != nil {
+	rp := tf
+	if shape.Split {
+		if rp, err = start("tmaflow ruler", "tmaflow-ruler.log", []string{"-target=ruler", "-kafka.brokers=" + broker,
+			"-data-dir=" + dataDir + "-ruler", "-log.level=warn"}, rulerArgs); err != nil {
+			return nil, err
+		}
+	}
+	if err := benchkit.WaitReady(ctx, rp, "http://"+rulerAddr+"/-/ready", time.Minute); err != nil {
 		return nil, err
 	}
-	b.printf("%s: pid %d, monitor %s, ruler %s, broker %s; %d rules loaded\n", (&Result{Name: "tmaflow", Scoped: scoped}).label(), tf.PID(), monitor, rulerAddr, broker, b.cfg.Rules)
+	if err := b.awaitRules(ctx, rp, "http://"+rulerAddr+"/api/v1/rules"); err != nil {
+		return nil, err
+	}
+	b.printf("%s: pid %d (ruler %d), monitor %s, ruler %s, broker %s; %d rules loaded\n", run.label(), tf.PID(), rp.PID(), monitor, rulerAddr, broker, b.cfg.Rules)
 
 	monitorURL := "http://" + monitor + "/monitor"
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -379,15 +411,14 @@ func (b *bench) tmaflowRun(ctx context.Context, scoped bool, base int64) (_ *Res
 		}
 		return err
 	}
-	run := &Result{Name: "tmaflow", Scoped: scoped}
 	var prof chan error
-	profPath := filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-cpu.pprof", scoped))
+	profPath := filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-split-%t-cpu.pprof", scoped, shape.Split))
 	if b.cfg.Profile > 0 {
 		prof = make(chan error, 1)
 		go func() { prof <- benchkit.FetchProfile(ctx, debug, b.cfg.Profile, profPath) }()
 	}
 	sent0 := st.OK.Load()
-	err = b.measure(ctx, run, tf, "http://"+rulerAddr+"/metrics", base, send, taps...)
+	err = b.measure(ctx, run, procs, "http://"+rulerAddr+"/metrics", base, send, taps...)
 	run.LoadSent = st.OK.Load() - sent0
 	if err != nil {
 		return nil, err
@@ -504,7 +535,7 @@ type sendFunc func(ctx context.Context, resource int64, value float64) error
 
 // measure runs the trials (resource ids from base) and reads the
 // process's CPU and the evaluation metrics around them.
-func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, metricsURL string, base int64, send sendFunc, taps ...tap) error {
+func (b *bench) measure(ctx context.Context, run *Result, procs []*benchkit.Process, metricsURL string, base int64, send sendFunc, taps ...tap) error {
 	names := []string{metricGroupEvals, metricGroupEvalDur, metricArrivalEval, metricPromIters, metricPromEvals}
 	m0, err := benchkit.Scrape(ctx, b.client, metricsURL, names...)
 	if err != nil {
@@ -514,7 +545,7 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 	if err != nil {
 		return err
 	}
-	u0, err := p.Usage()
+	u0, err := usage(procs)
 	if err != nil {
 		return err
 	}
@@ -572,7 +603,7 @@ func (b *bench) measure(ctx context.Context, run *Result, p *benchkit.Process, m
 	if err := os.WriteFile(filepath.Join(b.dir, name+"-trials.csv"), []byte(strings.Join(timeline, "\n")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write trials: %w", err)
 	}
-	u1, err := p.Usage()
+	u1, err := usage(procs)
 	if err != nil {
 		return err
 	}
@@ -703,7 +734,7 @@ func (b *bench) prometheusRun(ctx context.Context, interval time.Duration, base 
 	}
 	run := &Result{Name: "Prometheus 2.42", Interval: interval}
 	sent0 := st.OK.Load()
-	if err := b.measure(ctx, run, p, "http://"+addr+"/metrics", base, send); err != nil {
+	if err := b.measure(ctx, run, []*benchkit.Process{p}, "http://"+addr+"/metrics", base, send); err != nil {
 		return nil, err
 	}
 	run.LoadSent = (st.OK.Load() - sent0) * int64(max(2000/b.cfg.DataItems, 1))
@@ -736,4 +767,18 @@ func (b *bench) remoteSeries() ([]benchkit.Group, []prompb.Label, error) {
 // csvMs is d in milliseconds with three decimals.
 func csvMs(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
+}
+
+// usage is the summed CPU and RSS of the system's processes.
+func usage(procs []*benchkit.Process) (benchkit.Usage, error) {
+	var sum benchkit.Usage
+	for _, p := range procs {
+		u, err := p.Usage()
+		if err != nil {
+			return benchkit.Usage{}, err
+		}
+		sum.CPU += u.CPU
+		sum.RSS += u.RSS
+	}
+	return sum, nil
 }

@@ -162,10 +162,12 @@ func TestConfigTexts(t *testing.T) {
 }
 
 func TestParseScopes(t *testing.T) {
-	sc, err := parseScopes("every, trials")
+	sc, err := parseScopes("every, trials,every-split, trials-split")
 	require.NoError(t, err)
-	require.Equal(t, []bool{false, true}, sc)
+	require.Equal(t, []TmaflowShape{{}, {Scoped: true}, {Split: true}, {Scoped: true, Split: true}}, sc)
 	_, err = parseScopes("all")
+	require.ErrorContains(t, err, "want every or trials")
+	_, err = parseScopes("split")
 	require.ErrorContains(t, err, "want every or trials")
 }
 
@@ -200,7 +202,7 @@ func TestValidate(t *testing.T) {
 		{"no trials", func(c *Config) { c.Trials = 0 }, "trials"},
 		{"one data item", func(c *Config) { c.DataItems = 1 }, "data-items"},
 		{"no intervals", func(c *Config) { c.Intervals = nil }, "intervals"},
-		{"no tmaflow runs", func(c *Config) { c.TrialScopes = nil }, "trial-rule"},
+		{"no tmaflow runs", func(c *Config) { c.TmaflowRuns = nil }, "trial-rule"},
 		{"background ids reach the trials'", func(c *Config) { c.FirstResource = 999_500 }, "below the trials' ids"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

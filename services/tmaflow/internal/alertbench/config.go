@@ -28,10 +28,9 @@ type Config struct {
 	Rules         int
 	RulesPerGroup int
 	Threshold     float64
-	// TrialScopes are the tmaflow runs: false, the trial rule selects
-	// every resource's series (each background batch triggers its group);
-	// true, only the trials' series.
-	TrialScopes []bool
+	// TmaflowRuns are the tmaflow runs: which series the trial rule
+	// selects, and where the ruler runs.
+	TmaflowRuns []TmaflowShape
 
 	Trials       int
 	Phase        time.Duration // crossing sent at a random time in [gap, gap+Phase) after arming
@@ -62,10 +61,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Rules, "rules", 1000, "Rules loaded: the trial's threshold rule and rules-1 others that do not fire.")
 	fs.IntVar(&c.RulesPerGroup, "rules-per-group", 10, "Rules per group of the others; each group holds the rules of one background resource.")
 	fs.Float64Var(&c.Threshold, "threshold", 90, "Threshold of the trial rule (cpu_usage_percent > threshold); the background stays below.")
-	c.TrialScopes = []bool{false, true}
-	fs.Func("tmaflow.trial-rule", "Comma-separated tmaflow runs by the trial rule's selector: every (cpu_usage_percent > threshold: every background batch triggers its group) and trials (only the trial series, resource_id of 7+ digits). Prometheus always gets every. Default every,trials.", func(s string) error {
+	c.TmaflowRuns = []TmaflowShape{{}, {Scoped: true}}
+	fs.Func("tmaflow.trial-rule", "Comma-separated tmaflow runs by the trial rule's selector: every (cpu_usage_percent > threshold: every background batch triggers its group) and trials (only the trial series, resource_id of 7+ digits), each with -split for the ruler in a process of its own (the monitor, labeler and broker in another, as separate services run). Prometheus always gets every. Default every,trials.", func(s string) error {
 		sc, err := parseScopes(s)
-		c.TrialScopes = sc
+		c.TmaflowRuns = sc
 		return err
 	})
 	fs.IntVar(&c.Trials, "trials", 200, "Trials per system.")
@@ -85,18 +84,31 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OutDir, "out-dir", "", "Keep logs, configs, rules and profiles here (empty: a temporary dir, removed).")
 }
 
-func parseScopes(s string) ([]bool, error) {
-	var out []bool
+// TmaflowShape is one tmaflow run: Scoped, the trial rule selects only
+// the trials' series (else every resource's); Split, the ruler runs in a
+// process of its own, on the broker of the process running the monitor
+// and labeler (else one process runs all three).
+type TmaflowShape struct {
+	Scoped, Split bool
+}
+
+func parseScopes(s string) ([]TmaflowShape, error) {
+	var out []TmaflowShape
 	for f := range strings.SplitSeq(s, ",") {
-		switch strings.TrimSpace(f) {
-		case "every":
-			out = append(out, false)
-		case "trials":
-			out = append(out, true)
-		case "":
-		default:
-			return nil, fmt.Errorf("trial rule %q: want every or trials", f)
+		name := strings.TrimSpace(f)
+		if name == "" {
+			continue
 		}
+		var sh TmaflowShape
+		name, sh.Split = strings.CutSuffix(name, "-split")
+		switch name {
+		case "every":
+		case "trials":
+			sh.Scoped = true
+		default:
+			return nil, fmt.Errorf("trial rule %q: want every or trials, each with -split or not", f)
+		}
+		out = append(out, sh)
 	}
 	return out, nil
 }
@@ -143,7 +155,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("trials %d: must be at least 1", c.Trials)
 	case c.Phase < 0 || c.TrialTimeout <= 0 || c.Warmup < 0 || c.Profile < 0:
 		return errors.New("phase, warmup and profile must not be negative, trial-timeout must be positive")
-	case len(c.TrialScopes) == 0:
+	case len(c.TmaflowRuns) == 0:
 		return errors.New("tmaflow.trial-rule: none given")
 	case c.Prometheus != "" && len(c.Intervals) == 0:
 		return errors.New("prometheus.intervals: none given")

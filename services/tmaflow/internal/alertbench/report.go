@@ -28,10 +28,14 @@ func (r *Result) label() string {
 	if r.Interval > 0 {
 		return fmt.Sprintf("%s, evaluation_interval %s", r.Name, promDuration(r.Interval))
 	}
+	l := r.Name + ", rule on every resource"
 	if r.Scoped {
-		return r.Name + ", rule on the trial series only"
+		l = r.Name + ", rule on the trial series only"
 	}
-	return r.Name + ", rule on every resource"
+	if r.Split {
+		l += ", ruler in its own process"
+	}
+	return l
 }
 
 // printReport prints a Markdown table and notes.
