@@ -173,21 +173,60 @@ type selector struct {
 }
 
 // tenantIndex finds the groups of one tenant whose selectors match a
-// series: by metric name where the selector fixes it, else by trying
-// each catch-all selector.
+// series: by metric name where the selector fixes it, then by the value of
+// another label the selector fixes (rules written per device select
+// `metric{resource_id="…"}`: a batch is tried against its own device's
+// selectors, not every device's), else by trying each catch-all selector.
 type tenantIndex struct {
-	byName map[string][]selector
+	byName map[string]*nameIndex
 	any    []selector
 }
 
+// nameIndex holds the selectors of one metric name.
+type nameIndex struct {
+	// byLabel: label name → value → the selectors that fix the label to
+	// the value; labelNames lists its keys.
+	byLabel    map[string]map[string][]selector
+	labelNames []string
+	rest       []selector
+}
+
+func newTenantIndex() *tenantIndex {
+	return &tenantIndex{byName: map[string]*nameIndex{}}
+}
+
 func (ix *tenantIndex) add(g *groupRunner, ms []*labels.Matcher) {
+	sel := selector{g, ms}
+	var name *labels.Matcher
 	for _, m := range ms {
 		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
-			ix.byName[m.Value] = append(ix.byName[m.Value], selector{g, ms})
-			return
+			name = m
+			break
 		}
 	}
-	ix.any = append(ix.any, selector{g, ms})
+	if name == nil {
+		ix.any = append(ix.any, sel)
+		return
+	}
+	ni := ix.byName[name.Value]
+	if ni == nil {
+		ni = &nameIndex{byLabel: map[string]map[string][]selector{}}
+		ix.byName[name.Value] = ni
+	}
+	for _, m := range ms {
+		if m.Name == labels.MetricName || m.Type != labels.MatchEqual {
+			continue
+		}
+		values := ni.byLabel[m.Name]
+		if values == nil {
+			values = map[string][]selector{}
+			ni.byLabel[m.Name] = values
+			ni.labelNames = append(ni.labelNames, m.Name)
+		}
+		values[m.Value] = append(values[m.Value], sel)
+		return
+	}
+	ni.rest = append(ni.rest, sel)
 }
 
 // match calls f for every selector matching the series lbls (name is its
@@ -200,7 +239,12 @@ func (ix *tenantIndex) match(name string, lbls labels.Labels, f func(*groupRunne
 			}
 		}
 	}
-	try(ix.byName[name])
+	if ni := ix.byName[name]; ni != nil {
+		for _, ln := range ni.labelNames {
+			try(ni.byLabel[ln][lbls.Get(ln)])
+		}
+		try(ni.rest)
+	}
 	try(ix.any)
 }
 
@@ -229,7 +273,7 @@ func newRuleSet(groups []*groupRunner, stamps map[string]fileStamp) *ruleSet {
 		rs.byKey[g.key] = g
 		ix := rs.tenants[g.tenant]
 		if ix == nil {
-			ix = &tenantIndex{byName: map[string][]selector{}}
+			ix = newTenantIndex()
 			rs.tenants[g.tenant] = ix
 		}
 		for _, ms := range selectorsOf(g.group.Rules()) {
