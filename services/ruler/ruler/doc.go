@@ -27,7 +27,9 @@
 // # Evaluation
 //
 // The selectors of each group's rules (vector and range selectors) are
-// indexed by metric name when they fix it (catch-all otherwise). A batch
+// indexed by metric name when they fix it (catch-all otherwise), and then
+// by the value of one more label they fix (resource_id="…" in rules
+// written per device). A batch
 // of topic-metrics, once in the head, triggers every group of its tenant
 // with a selector matching one of its series: the group is evaluated at
 // once, and what arrives during the next -evaluation.debounce (2ms) is
