@@ -176,8 +176,14 @@ func (p *latestPending) notModelled(ref storage.SeriesRef) {
 	}
 }
 
-func (p *latestPending) committed() {
+// commitWith commits the appender with commit and, if that succeeds,
+// records what it appended.
+func (p *latestPending) commitWith(commit func() error) error {
+	if err := commit(); err != nil {
+		return err
+	}
 	p.cache.commit(p.entries, p.unknown)
+	return nil
 }
 
 // latestAppender records in the cache, on commit, the newest sample of
@@ -213,13 +219,7 @@ func (a *latestAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, l la
 	return r, err
 }
 
-func (a *latestAppender) Commit() error {
-	if err := a.Appender.Commit(); err != nil {
-		return err
-	}
-	a.committed()
-	return nil
-}
+func (a *latestAppender) Commit() error { return a.commitWith(a.Appender.Commit) }
 
 // latestAppenderV2 is latestAppender for the AppenderV2 interface.
 type latestAppenderV2 struct {
@@ -238,13 +238,7 @@ func (a *latestAppenderV2) Append(ref storage.SeriesRef, l labels.Labels, st, t 
 	return r, err
 }
 
-func (a *latestAppenderV2) Commit() error {
-	if err := a.AppenderV2.Commit(); err != nil {
-		return err
-	}
-	a.committed()
-	return nil
-}
+func (a *latestAppenderV2) Commit() error { return a.commitWith(a.AppenderV2.Commit) }
 
 // latestQueryable serves instant selectors from the cache where it can.
 type latestQueryable struct {
