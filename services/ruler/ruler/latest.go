@@ -63,7 +63,8 @@ func newLatestCache() *latestCache {
 // commit records what an appender committed: the newest sample of each
 // series in entries (unless a newer one is recorded already: commits of
 // one series may finish out of order), and the series in unknown as not
-// served from here.
+// served from here. Known series are updated under the read lock; the
+// write lock is taken only to add series or mark them unknown.
 func (c *latestCache) commit(entries []latestEntry, unknown []storage.SeriesRef) {
 	var added []latestEntry
 	c.mu.RLock()
@@ -74,11 +75,6 @@ func (c *latestCache) commit(entries []latestEntry, unknown []storage.SeriesRef)
 			added = append(added, e)
 		}
 	}
-	for _, ref := range unknown {
-		if sl := c.slots[ref]; sl != nil {
-			sl.unknown.Store(true)
-		}
-	}
 	c.mu.RUnlock()
 	if len(added) == 0 && len(unknown) == 0 {
 		return
@@ -86,21 +82,21 @@ func (c *latestCache) commit(entries []latestEntry, unknown []storage.SeriesRef)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range added {
-		sl := c.slots[e.ref]
-		if sl == nil {
-			sl = &latestSlot{}
-			c.slots[e.ref] = sl
-		}
-		sl.advance(e.t, e.v)
+		c.slot(e.ref).advance(e.t, e.v)
 	}
 	for _, ref := range unknown {
-		sl := c.slots[ref]
-		if sl == nil {
-			sl = &latestSlot{}
-			c.slots[ref] = sl
-		}
-		sl.unknown.Store(true)
+		c.slot(ref).unknown.Store(true)
 	}
+}
+
+// slot is the slot of ref, added if missing. Under the write lock.
+func (c *latestCache) slot(ref storage.SeriesRef) *latestSlot {
+	sl := c.slots[ref]
+	if sl == nil {
+		sl = &latestSlot{}
+		c.slots[ref] = sl
+	}
+	return sl
 }
 
 func (sl *latestSlot) advance(t int64, v float64) {
@@ -114,8 +110,8 @@ func (sl *latestSlot) advance(t int64, v float64) {
 }
 
 // lookup fills pts with the newest samples of refs; false if one of them
-// is not known.
-func (c *latestCache) lookup(refs []storage.SeriesRef, pts []latestPoint) bool {
+// is not known or is after end.
+func (c *latestCache) lookup(refs []storage.SeriesRef, end int64, pts []latestPoint) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for i, ref := range refs {
@@ -124,7 +120,7 @@ func (c *latestCache) lookup(refs []storage.SeriesRef, pts []latestPoint) bool {
 			return false
 		}
 		p := sl.p.Load()
-		if p == nil {
+		if p == nil || p.t > end {
 			return false
 		}
 		pts[i] = *p
@@ -298,7 +294,7 @@ func (q latestQuerier) selectLatest(ctx context.Context, sortSeries bool, hints 
 		return nil, false
 	}
 	pts := make([]latestPoint, len(refs))
-	if !q.q.cache.lookup(refs, pts) {
+	if !q.q.cache.lookup(refs, hints.End, pts) {
 		q.q.cache.read.Add(int64(len(refs)))
 		return nil, false
 	}
@@ -306,10 +302,6 @@ func (q latestQuerier) selectLatest(ctx context.Context, sortSeries bool, hints 
 	var builder labels.ScratchBuilder
 	for i, ref := range refs {
 		pt := pts[i]
-		if pt.t > hints.End {
-			q.q.cache.read.Add(int64(len(refs)))
-			return nil, false
-		}
 		if pt.t < hints.Start {
 			continue // nothing in the lookback: the head's querier leaves it out too
 		}

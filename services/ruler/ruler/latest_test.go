@@ -1,6 +1,7 @@
 package ruler
 
 import (
+	"math"
 	"testing"
 
 	"github.com/prometheus/prometheus/storage"
@@ -42,13 +43,13 @@ func TestLatestCache(t *testing.T) {
 			}
 			for _, w := range tc.want {
 				pts := make([]latestPoint, 1)
-				require.Equal(t, w.ok, c.lookup([]storage.SeriesRef{w.ref}, pts), "series %d", w.ref)
+				require.Equal(t, w.ok, c.lookup([]storage.SeriesRef{w.ref}, math.MaxInt64, pts), "series %d", w.ref)
 				if w.ok {
 					require.Equal(t, w.pt, pts[0])
 				}
 			}
 			pts := make([]latestPoint, 2)
-			require.False(t, c.lookup([]storage.SeriesRef{a, 99}, pts), "one unknown series: none served")
+			require.False(t, c.lookup([]storage.SeriesRef{a, 99}, math.MaxInt64, pts), "one unknown series: none served")
 		})
 	}
 }

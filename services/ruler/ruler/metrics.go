@@ -1,6 +1,8 @@
 package ruler
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -73,16 +75,8 @@ func newMetrics(reg prometheus.Registerer, win *window) *metrics {
 			Name: "tmaflow_ruler_window_series",
 			Help: "Series in the in-memory window.",
 		}, func() float64 { return float64(win.NumSeries()) }),
-		newestServed: f.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "tmaflow_ruler_instant_selector_series_total",
-			Help:        "Series selected by rules' instant selectors: source newest (their newest sample, kept at append), head (decoded from the window's chunks: a sample after the evaluation time, or a series the newest-sample cache does not know).",
-			ConstLabels: prometheus.Labels{"source": "newest"},
-		}, func() float64 { return float64(win.latest.served.Load()) }),
-		newestRead: f.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "tmaflow_ruler_instant_selector_series_total",
-			Help:        "Series selected by rules' instant selectors: source newest (their newest sample, kept at append), head (decoded from the window's chunks: a sample after the evaluation time, or a series the newest-sample cache does not know).",
-			ConstLabels: prometheus.Labels{"source": "head"},
-		}, func() float64 { return float64(win.latest.read.Load()) }),
+		newestServed: selectorSeries(f, "newest", &win.latest.served),
+		newestRead:   selectorSeries(f, "head", &win.latest.read),
 		truncations: f.NewCounter(prometheus.CounterOpts{
 			Name: "tmaflow_ruler_window_truncations_total",
 			Help: "Times samples older than the window were dropped from memory.",
@@ -133,4 +127,14 @@ func newMetrics(reg prometheus.Registerer, win *window) *metrics {
 			Help: "1 once the window was replayed from topic-metrics and alert state restored.",
 		}),
 	}
+}
+
+// selectorSeries counts the series of rules' instant selectors read from
+// source (newest or head).
+func selectorSeries(f promauto.Factory, source string, n *atomic.Int64) prometheus.CounterFunc {
+	return f.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "tmaflow_ruler_instant_selector_series_total",
+		Help:        "Series selected by rules' instant selectors: source newest (their newest sample, kept at append), head (decoded from the window's chunks: a sample after the evaluation time, or a series the newest-sample cache does not know).",
+		ConstLabels: prometheus.Labels{"source": source},
+	}, func() float64 { return float64(n.Load()) })
 }

@@ -185,10 +185,9 @@ type tenantIndex struct {
 // nameIndex holds the selectors of one metric name.
 type nameIndex struct {
 	// byLabel: label name → value → the selectors that fix the label to
-	// the value; labelNames lists its keys.
-	byLabel    map[string]map[string][]selector
-	labelNames []string
-	rest       []selector
+	// the value.
+	byLabel map[string]map[string][]selector
+	rest    []selector
 }
 
 func newTenantIndex() *tenantIndex {
@@ -221,7 +220,6 @@ func (ix *tenantIndex) add(g *groupRunner, ms []*labels.Matcher) {
 		if values == nil {
 			values = map[string][]selector{}
 			ni.byLabel[m.Name] = values
-			ni.labelNames = append(ni.labelNames, m.Name)
 		}
 		values[m.Value] = append(values[m.Value], sel)
 		return
@@ -240,8 +238,8 @@ func (ix *tenantIndex) match(name string, lbls labels.Labels, f func(*groupRunne
 		}
 	}
 	if ni := ix.byName[name]; ni != nil {
-		for _, ln := range ni.labelNames {
-			try(ni.byLabel[ln][lbls.Get(ln)])
+		for name, values := range ni.byLabel {
+			try(values[lbls.Get(name)])
 		}
 		try(ni.rest)
 	}
