@@ -88,7 +88,8 @@ func (s *Service) newGroupRunner(tenant, file string, rg rulefmt.RuleGroup) (*gr
 	g.evalRestore = s.metrics.evaluations.WithLabelValues(tenant, label, triggerRestore)
 	g.duration = s.metrics.evalDuration.WithLabelValues(tenant, label)
 
-	q := newTenantQueryable(s.win.ruleQueryable(s.cfg.Evaluation.LookbackDelta), tenant)
+	latest := s.win.ruleQueryable(s.cfg.Evaluation.LookbackDelta)
+	q := newTenantQueryable(latest, tenant)
 	var ext *url.URL
 	if s.cfg.Alerting.ExternalURL != "" {
 		ext, _ = url.Parse(s.cfg.Alerting.ExternalURL) // validated
@@ -96,7 +97,7 @@ func (s *Service) newGroupRunner(tenant, file string, rg rulefmt.RuleGroup) (*gr
 	opts := &rules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
 		ExternalURL:          ext,
-		QueryFunc:            rules.EngineQueryFunc(s.engine, q),
+		QueryFunc:            thresholdQueryFunc(latest, q.tenant, s.parser, rules.EngineQueryFunc(s.engine, q)),
 		NotifyFunc:           g.notify,
 		Context:              context.Background(),
 		Appendable:           ruleAppendable{s: s, g: g},

@@ -74,7 +74,7 @@ func (w *window) AppenderV2(ctx context.Context) storage.AppenderV2 {
 // ruleQueryable is what a rule's queries read: the head, with instant
 // selectors served from the newest samples where that gives the same
 // result.
-func (w *window) ruleQueryable(lookback time.Duration) storage.Queryable {
+func (w *window) ruleQueryable(lookback time.Duration) latestQueryable {
 	return latestQueryable{head: w.Head, inner: w, cache: w.latest, lookback: lookback.Milliseconds()}
 }
 
