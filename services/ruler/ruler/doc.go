@@ -53,7 +53,10 @@
 // answer is the one the head gives (Prometheus' PromQL test scripts pass
 // through it). Range selectors, subqueries and evaluations in the past
 // (restore) read the head. tmaflow_ruler_instant_selector_series_total
-// counts the series of each source.
+// counts the series of each source. A threshold rule (an instant
+// selector compared with a number) is answered from the newest samples
+// without the engine, labels built only for the series that cross
+// (threshold.go); the engine answers whatever they cannot.
 //
 // Recording-rule results are appended to the head (dependent groups are
 // triggered at once, up to 4 hops) and published to topic-samples as a
