@@ -47,6 +47,7 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	rtCfg.Apply(logger)
+	ruler.NoLibraryTracing()
 	reg := service.NewRegistry()
 	pub, err := kafka.NewPublisher(kafkaCfg, logger.With("component", "kafka"), reg)
 	if err != nil {

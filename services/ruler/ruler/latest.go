@@ -51,6 +51,8 @@ type latestCache struct {
 	// served and read count the series of instant selectors given their
 	// newest sample from here, and those read from the head.
 	served, read atomic.Int64
+	// scratch holds *filterScratch for threshold evaluations.
+	scratch sync.Pool
 
 	mu    sync.RWMutex
 	slots map[storage.SeriesRef]*latestSlot

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/index"
 )
 
 // The commonest alert condition is a threshold: an instant selector
@@ -137,11 +136,23 @@ func (q latestQueryable) filterLatest(ctx context.Context, t *threshold, ts int6
 	if err != nil {
 		return nil, false
 	}
-	refs, err := index.ExpandPostings(p)
-	if err != nil {
+	// The scratch space of an evaluation is reused: a fleet-wide rule is
+	// evaluated hundreds of times a second.
+	sc, _ := q.cache.scratch.Get().(*filterScratch)
+	if sc == nil {
+		sc = &filterScratch{}
+	}
+	defer q.cache.scratch.Put(sc)
+	sc.refs = sc.refs[:0]
+	for p.Next() {
+		sc.refs = append(sc.refs, p.At())
+	}
+	if p.Err() != nil {
 		return nil, false
 	}
-	pts := make([]latestPoint, len(refs))
+	refs := sc.refs
+	sc.pts = slices.Grow(sc.pts[:0], len(refs))[:len(refs)]
+	pts := sc.pts
 	if !q.cache.lookup(refs, ts, pts) {
 		return nil, false
 	}
@@ -165,4 +176,10 @@ func (q latestQueryable) filterLatest(ctx context.Context, t *threshold, ts int6
 	}
 	q.cache.served.Add(int64(len(refs)))
 	return out, true
+}
+
+// filterScratch is the series references and points of one filterLatest.
+type filterScratch struct {
+	refs []storage.SeriesRef
+	pts  []latestPoint
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/pkg/service"
+	"github.com/tmaflow/tmaflow/services/ruler/ruler"
 )
 
 // Main runs the tmaflow command line and returns the exit code: 0, 1 for a
@@ -56,6 +57,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Runtime.Apply(logger)
+	ruler.NoLibraryTracing()
 	a, err := New(cfg, Options{Logger: logger, Registry: prometheus.NewRegistry(), Signals: true})
 	if err != nil {
 		logger.Error("tmaflow could not start", "err", err)
