@@ -79,12 +79,12 @@ type WriteConfig struct {
 // RemoteWrite sends until ctx ends.
 func RemoteWrite(ctx context.Context, cfg WriteConfig, st *SendStats) {
 	runWorkers(cfg.Groups, cfg.Writers, cfg.PerRequest, cfg.Rate,
-		func(client *http.Client, own []Group, start time.Time, interval time.Duration) {
+		func(client loadgen.Doer, own []Group, start time.Time, interval time.Duration) {
 			writeLoop(ctx, client, cfg, own, start, interval, st)
 		})
 }
 
-func writeLoop(ctx context.Context, client *http.Client, cfg WriteConfig, own []Group, start time.Time, interval time.Duration, st *SendStats) {
+func writeLoop(ctx context.Context, client loadgen.Doer, cfg WriteConfig, own []Group, start time.Time, interval time.Duration, st *SendStats) {
 	value := cfg.Value
 	if value == nil {
 		value = SampleValue
@@ -154,7 +154,7 @@ func (e *WriteEncoder) Encode(req *prompb.WriteRequest) ([]byte, error) {
 }
 
 // PostWrite posts one encoded remote-write request.
-func PostWrite(ctx context.Context, client *http.Client, url string, body []byte) (int, error) {
+func PostWrite(ctx context.Context, client loadgen.Doer, url string, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("new request: %w", err)

@@ -80,18 +80,16 @@ func (c *ResourceClock) Next(i int, now time.Time) int64 {
 // monitor is not given slack by fewer sends).
 func Send(ctx context.Context, cfg SendConfig, st *SendStats) {
 	runWorkers(cfg.Resources, cfg.Concurrency, max(cfg.Batch, 1), cfg.Rate,
-		func(client *http.Client, own []int64, start time.Time, interval time.Duration) {
+		func(client loadgen.Doer, own []int64, start time.Time, interval time.Duration) {
 			sendLoop(ctx, client, cfg, own, start, interval, st)
 		})
 }
 
 // runWorkers runs loop in min(workers, len(items)) goroutines, each with
-// its hand of items, sharing one client. With a rate (units/s, perSlot
+// its hand of items and its own connection. With a rate (units/s, perSlot
 // units per request) each worker gets a slot every interval.
-func runWorkers[T any](items []T, workers, perSlot int, rate float64, loop func(client *http.Client, own []T, start time.Time, interval time.Duration)) {
+func runWorkers[T any](items []T, workers, perSlot int, rate float64, loop func(client loadgen.Doer, own []T, start time.Time, interval time.Duration)) {
 	n := min(workers, len(items))
-	client := &http.Client{Transport: loadgen.NewTransport(n), Timeout: 30 * time.Second}
-	defer client.CloseIdleConnections()
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Duration(float64(n*perSlot) / rate * float64(time.Second))
@@ -99,7 +97,11 @@ func runWorkers[T any](items []T, workers, perSlot int, rate float64, loop func(
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, own := range Deal(items, n) {
-		wg.Go(func() { loop(client, own, start, interval) })
+		wg.Go(func() {
+			conn := &loadgen.Conn{Timeout: 30 * time.Second}
+			defer func() { _ = conn.Close() }() // the load is over; its errors are counted
+			loop(conn, own, start, interval)
+		})
 	}
 	wg.Wait()
 }
@@ -113,7 +115,7 @@ func Deal[T any](items []T, n int) [][]T {
 	return hands
 }
 
-func sendLoop(ctx context.Context, client *http.Client, cfg SendConfig, own []int64, start time.Time, interval time.Duration, st *SendStats) {
+func sendLoop(ctx context.Context, client loadgen.Doer, cfg SendConfig, own []int64, start time.Time, interval time.Duration, st *SendStats) {
 	clock := NewResourceClock(len(own))
 	var buf []byte
 	for k := int64(0); ctx.Err() == nil; k++ {
@@ -205,7 +207,7 @@ type ValueFunc func(seq int64, d int) float64
 func SampleValue(seq int64, d int) float64 { return float64(seq%100000*31+int64(d)*7) + 0.25 }
 
 // Post posts a TMA body as the probe.
-func Post(ctx context.Context, client *http.Client, cfg SendConfig, body []byte) (int, error) {
+func Post(ctx context.Context, client loadgen.Doer, cfg SendConfig, body []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("new request: %w", err)

@@ -260,7 +260,7 @@ func post(ctx context.Context, client *http.Client, cfg Config, body []byte) (in
 }
 
 // RoundTrip sends req and drains the answer, so the connection is reused.
-func RoundTrip(client *http.Client, req *http.Request) (int, error) {
+func RoundTrip(client Doer, req *http.Request) (int, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
