@@ -3,6 +3,7 @@ package ruler
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -12,7 +13,6 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
-	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
@@ -51,7 +51,7 @@ type latestCache struct {
 	// served and read count the series of instant selectors given their
 	// newest sample from here, and those read from the head.
 	served, read atomic.Int64
-	// scratch holds *filterScratch for threshold evaluations.
+	// scratch holds the *newestScratch of withNewest.
 	scratch sync.Pool
 
 	mu    sync.RWMutex
@@ -279,44 +279,78 @@ func (q latestQuerier) Select(ctx context.Context, sortSeries bool, hints *stora
 }
 
 func (q latestQuerier) selectLatest(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms []*labels.Matcher) (storage.SeriesSet, bool) {
-	ix, err := q.q.head.Index()
-	if err != nil {
+	var set *latestSeriesSet
+	n, served := q.q.withNewest(ctx, ms, sortSeries, hints.End, func(ix tsdb.IndexReader, refs []storage.SeriesRef, pts []latestPoint) bool {
+		set = &latestSeriesSet{series: make([]latestSeries, 0, len(refs))}
+		var builder labels.ScratchBuilder
+		for i, ref := range refs {
+			pt := pts[i]
+			if pt.t < hints.Start {
+				continue // nothing in the lookback: the head's querier leaves it out too
+			}
+			if err := ix.Series(ref, &builder, nil); err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					continue // removed by a truncation meanwhile
+				}
+				return false
+			}
+			set.series = append(set.series, latestSeries{lset: builder.Labels(), smp: oneSample{t: pt.t, v: pt.v}})
+		}
+		return true
+	})
+	if !served {
+		q.q.cache.read.Add(int64(n))
 		return nil, false
+	}
+	q.q.cache.served.Add(int64(n))
+	return set, true
+}
+
+// withNewest calls f with the head index, the n series ms select (in
+// label order if sorted) and their newest samples, and reports whether f
+// succeeded. It does not call f if one of the series' newest sample is not
+// known here or is after end, or the index fails. The series and samples
+// are scratch space, reused once f returns.
+func (q latestQueryable) withNewest(ctx context.Context, ms []*labels.Matcher, sorted bool, end int64, f func(ix tsdb.IndexReader, refs []storage.SeriesRef, pts []latestPoint) bool) (n int, ok bool) {
+	ix, err := q.head.Index()
+	if err != nil {
+		return 0, false
 	}
 	defer ix.Close()
 	p, err := tsdb.PostingsForMatchers(ctx, ix, ms...)
 	if err != nil {
-		return nil, false
+		return 0, false
 	}
-	if sortSeries {
+	if sorted {
 		p = ix.SortedPostings(p)
 	}
-	refs, err := index.ExpandPostings(p)
-	if err != nil {
-		return nil, false
+	// Rules evaluate hundreds of times a second: the scratch space is
+	// reused.
+	sc, _ := q.cache.scratch.Get().(*newestScratch)
+	if sc == nil {
+		sc = &newestScratch{}
 	}
-	pts := make([]latestPoint, len(refs))
-	if !q.q.cache.lookup(refs, hints.End, pts) {
-		q.q.cache.read.Add(int64(len(refs)))
-		return nil, false
+	defer q.cache.scratch.Put(sc)
+	sc.refs = sc.refs[:0]
+	for p.Next() {
+		sc.refs = append(sc.refs, p.At())
 	}
-	set := &latestSeriesSet{series: make([]latestSeries, 0, len(refs))}
-	var builder labels.ScratchBuilder
-	for i, ref := range refs {
-		pt := pts[i]
-		if pt.t < hints.Start {
-			continue // nothing in the lookback: the head's querier leaves it out too
-		}
-		if err := ix.Series(ref, &builder, nil); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				continue // removed by a truncation meanwhile
-			}
-			return nil, false
-		}
-		set.series = append(set.series, latestSeries{lset: builder.Labels(), smp: oneSample{t: pt.t, v: pt.v}})
+	if p.Err() != nil {
+		return 0, false
 	}
-	q.q.cache.served.Add(int64(len(refs)))
-	return set, true
+	n = len(sc.refs)
+	sc.pts = slices.Grow(sc.pts[:0], n)[:n]
+	if !q.cache.lookup(sc.refs, end, sc.pts) {
+		return n, false
+	}
+	return n, f(ix, sc.refs, sc.pts)
+}
+
+// newestScratch is the series references and newest samples of one
+// withNewest.
+type newestScratch struct {
+	refs []storage.SeriesRef
+	pts  []latestPoint
 }
 
 // latestSeriesSet is a list of series of one sample each.

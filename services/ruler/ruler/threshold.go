@@ -127,59 +127,28 @@ func thresholdQueryFunc(q latestQueryable, tenant *labels.Matcher, p parser.Pars
 // staleness marker, and satisfies t. False if a selected series' newest
 // sample is not known here or is after ts.
 func (q latestQueryable) filterLatest(ctx context.Context, t *threshold, ts int64) (promql.Vector, bool) {
-	ix, err := q.head.Index()
-	if err != nil {
-		return nil, false
-	}
-	defer ix.Close()
-	p, err := tsdb.PostingsForMatchers(ctx, ix, t.matchers...)
-	if err != nil {
-		return nil, false
-	}
-	// The scratch space of an evaluation is reused: a fleet-wide rule is
-	// evaluated hundreds of times a second.
-	sc, _ := q.cache.scratch.Get().(*filterScratch)
-	if sc == nil {
-		sc = &filterScratch{}
-	}
-	defer q.cache.scratch.Put(sc)
-	sc.refs = sc.refs[:0]
-	for p.Next() {
-		sc.refs = append(sc.refs, p.At())
-	}
-	if p.Err() != nil {
-		return nil, false
-	}
-	refs := sc.refs
-	sc.pts = slices.Grow(sc.pts[:0], len(refs))[:len(refs)]
-	pts := sc.pts
-	if !q.cache.lookup(refs, ts, pts) {
-		return nil, false
-	}
-	var (
-		out     promql.Vector
-		builder labels.ScratchBuilder
-	)
-	for i, ref := range refs {
-		pt := pts[i]
-		// The lookback is open at its start, as the engine's.
-		if pt.t <= ts-q.lookback || value.IsStaleNaN(pt.v) || !t.holds(pt.v) {
-			continue
-		}
-		if err := ix.Series(ref, &builder, nil); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				continue // removed by a truncation meanwhile
+	var out promql.Vector
+	n, served := q.withNewest(ctx, t.matchers, false, ts, func(ix tsdb.IndexReader, refs []storage.SeriesRef, pts []latestPoint) bool {
+		var builder labels.ScratchBuilder
+		for i, ref := range refs {
+			pt := pts[i]
+			// The lookback is open at its start, as the engine's.
+			if pt.t <= ts-q.lookback || value.IsStaleNaN(pt.v) || !t.holds(pt.v) {
+				continue
 			}
-			return nil, false
+			if err := ix.Series(ref, &builder, nil); err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					continue // removed by a truncation meanwhile
+				}
+				return false
+			}
+			out = append(out, promql.Sample{Metric: builder.Labels(), T: ts, F: pt.v})
 		}
-		out = append(out, promql.Sample{Metric: builder.Labels(), T: ts, F: pt.v})
+		return true
+	})
+	if !served {
+		return nil, false // the engine answers, and counts the series it reads
 	}
-	q.cache.served.Add(int64(len(refs)))
+	q.cache.served.Add(int64(n))
 	return out, true
-}
-
-// filterScratch is the series references and points of one filterLatest.
-type filterScratch struct {
-	refs []storage.SeriesRef
-	pts  []latestPoint
 }
