@@ -223,8 +223,10 @@ func (b *bench) printReport(rep Report) {
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	_, _ = fmt.Fprintln(tw, "run\toffered/s\taccepted/s\tstored/s\tlag min–max (records)\tlag slope/s\tRSS MiB\tCPU cores\tsustained\t")
 	all := append([]*Measurement{}, rep.Attempts...)
-	if rep.Prometheus != nil {
-		all = append(all, rep.Prometheus)
+	for _, p := range []*Measurement{rep.Prometheus, rep.PrometheusSameShape} {
+		if p != nil {
+			all = append(all, p)
+		}
 	}
 	for _, m := range all {
 		lo, hi := m.LagRange()
@@ -249,12 +251,17 @@ func (b *bench) printReport(rep Report) {
 	} else {
 		b.printf("\ntmaflow sustained none of the rates tried\n")
 	}
-	if rep.Prometheus != nil {
-		b.printf("\nPrometheus (remote write, closed loop): %.0f samples/s stored\n", rep.Prometheus.Stored())
-		printTimeline(b.out, rep.Prometheus)
+	for _, p := range []*Measurement{rep.Prometheus, rep.PrometheusSameShape} {
+		if p != nil {
+			b.printf("\n%s (remote write, closed loop): %.0f samples/s stored\n", p.Name, p.Stored())
+			printTimeline(b.out, p)
+		}
 	}
 	if r := rep.Ratio(); r > 0 {
-		b.printf("\nratio tmaflow/Prometheus: %.2f\n", r)
+		b.printf("\nratio tmaflow/%s: %.2f\n", rep.Prometheus.Name, r)
+	}
+	if r := rep.RatioSameShape(); r > 0 {
+		b.printf("ratio tmaflow/%s (requests of the same size): %.2f\n", rep.PrometheusSameShape.Name, r)
 	}
 	if p := rep.Profile; p != nil {
 		benchkit.PrintProfile(b.out, p)

@@ -57,6 +57,9 @@ type Config struct {
 	// Writers and SamplesPerRequest shape the remote-write load.
 	Writers           int
 	SamplesPerRequest int
+	// SameShape adds a Prometheus run whose requests carry as many
+	// samples as tmaflow's POSTs.
+	SameShape bool
 	// OutDir keeps logs, profiles and both TSDBs; empty: a temporary dir
 	// removed at the end.
 	OutDir string
@@ -81,6 +84,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 3*time.Minute, "Longest wait for the consumers to catch up between runs.")
 	fs.IntVar(&c.Writers, "writers", 8, "Concurrent remote-write writers to Prometheus.")
 	fs.IntVar(&c.SamplesPerRequest, "samples-per-request", 2000, "Samples per remote-write request (Prometheus's max_samples_per_send default); rounded to whole messages.")
+	fs.BoolVar(&c.SameShape, "prometheus.same-shape", true, "Also remote-write to a fresh Prometheus in requests of as many samples as tmaflow's POSTs carry (data-items × messages-per-request): the like-for-like comparison.")
 	fs.StringVar(&c.OutDir, "out-dir", "", "Keep logs, CPU profiles and data here (empty: a temporary dir, removed).")
 }
 
@@ -131,16 +135,25 @@ type Report struct {
 	Attempts              []*Measurement
 	Best                  *Measurement // highest sustained attempt; nil if none
 	Profile               *benchkit.ProfileSummary
-	Prometheus            *Measurement
-	Series                int
+	Prometheus            *Measurement // remote write in samples-per-request requests
+	// PrometheusSameShape is remote write in requests of tmaflow's POST
+	// size; nil if not run or the same as Prometheus.
+	PrometheusSameShape *Measurement
+	Series              int
 }
 
 // Ratio is tmaflow's sustained stored rate over Prometheus's.
-func (r Report) Ratio() float64 {
-	if r.Best == nil || r.Prometheus == nil || r.Prometheus.Stored() == 0 {
+func (r Report) Ratio() float64 { return r.ratioTo(r.Prometheus) }
+
+// RatioSameShape is tmaflow's sustained stored rate over Prometheus's
+// from requests of the same size.
+func (r Report) RatioSameShape() float64 { return r.ratioTo(r.PrometheusSameShape) }
+
+func (r Report) ratioTo(p *Measurement) float64 {
+	if r.Best == nil || p == nil || p.Stored() == 0 {
 		return 0
 	}
-	return r.Best.Stored() / r.Prometheus.Stored()
+	return r.Best.Stored() / p.Stored()
 }
 
 // bench is the state of one Run.
@@ -203,8 +216,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 		return rep, fmt.Errorf("stop tmaflow: %w", err)
 	}
 	if cfg.Prometheus != "" {
-		if rep.Prometheus, err = b.prometheusPhase(ctx, benchkit.GroupSeries(sets)); err != nil {
+		groups := benchkit.GroupSeries(sets)
+		perReq := max(cfg.SamplesPerRequest/cfg.DataItems, 1)
+		if rep.Prometheus, err = b.prometheusPhase(ctx, groups, perReq); err != nil {
 			return rep, err
+		}
+		if same := cfg.MessagesPerRequest; cfg.SameShape && same != perReq {
+			if rep.PrometheusSameShape, err = b.prometheusPhase(ctx, groups, same); err != nil {
+				return rep, err
+			}
 		}
 	}
 	b.printReport(rep)
@@ -522,9 +542,10 @@ func (b *bench) series(ctx context.Context) ([]map[string]string, error) {
 	return body.Data, nil
 }
 
-// prometheusPhase starts Prometheus and remote-writes the series for
-// warmup + duration.
-func (b *bench) prometheusPhase(ctx context.Context, groups []benchkit.Group) (_ *Measurement, err error) {
+// prometheusPhase starts a Prometheus on a fresh data dir and
+// remote-writes the series for warmup + duration, perReq messages' worth
+// of samples per request.
+func (b *bench) prometheusPhase(ctx context.Context, groups []benchkit.Group, perReq int) (_ *Measurement, err error) {
 	if len(groups) == 0 {
 		return nil, errors.New("no series to remote-write")
 	}
@@ -533,17 +554,19 @@ func (b *bench) prometheusPhase(ctx context.Context, groups []benchkit.Group) (_
 		return nil, err
 	}
 	addr := ports[0]
+	perRequest := perReq * b.cfg.DataItems
+	name := fmt.Sprintf("prometheus-%d", perRequest)
 	cfgPath := filepath.Join(b.dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("prometheus config: %w", err)
 	}
 	p, err := benchkit.StartProcess("prometheus", b.cfg.Prometheus, []string{
 		"--config.file=" + cfgPath,
-		"--storage.tsdb.path=" + filepath.Join(b.dir, "prometheus-data"),
+		"--storage.tsdb.path=" + filepath.Join(b.dir, name+"-data"),
 		"--web.listen-address=" + addr,
 		"--web.enable-remote-write-receiver",
 		"--log.level=warn",
-	}, filepath.Join(b.dir, "prometheus.log"))
+	}, filepath.Join(b.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -551,11 +574,10 @@ func (b *bench) prometheusPhase(ctx context.Context, groups []benchkit.Group) (_
 	if err := benchkit.WaitReady(ctx, p, "http://"+addr+"/-/ready", time.Minute); err != nil {
 		return nil, err
 	}
-	perReq := max(b.cfg.SamplesPerRequest/b.cfg.DataItems, 1)
 	b.printf("Prometheus pid %d at %s: %d writers, %d samples per request, %d series\n",
-		p.PID(), addr, b.cfg.Writers, perReq*b.cfg.DataItems, len(groups)*b.cfg.DataItems)
+		p.PID(), addr, b.cfg.Writers, perRequest, len(groups)*b.cfg.DataItems)
 	st := &benchkit.SendStats{}
-	r := &Measurement{Name: "prometheus", DataItems: b.cfg.DataItems, Warmup: b.cfg.Warmup}
+	r := &Measurement{Name: name, DataItems: b.cfg.DataItems, Warmup: b.cfg.Warmup}
 	loadCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan struct{})

@@ -130,3 +130,28 @@ func TestAttributeByService(t *testing.T) {
 	require.Equal(t, "embedded broker (kfake)", benchkit.Attribute(frames[0], byService, true, "other"))
 	require.Equal(t, "labeler", benchkit.Attribute(frames[1], byService, true, "other"), "the service wins over the router that calls it")
 }
+
+func TestRatios(t *testing.T) {
+	stored := func(perSecond float64) *Measurement {
+		ps := points(0, 0, 0, 0, 0)
+		for i := range ps {
+			ps[i].Stored = float64(i) * perSecond
+		}
+		return &Measurement{DataItems: 20, Points: ps}
+	}
+	for _, tc := range []struct {
+		name            string
+		rep             Report
+		ratio, sameSize float64
+	}{
+		{"both", Report{Best: stored(1000), Prometheus: stored(4000), PrometheusSameShape: stored(1250)}, 0.25, 0.8},
+		{"batched only", Report{Best: stored(1000), Prometheus: stored(2000)}, 0.5, 0},
+		{"nothing sustained", Report{Prometheus: stored(2000), PrometheusSameShape: stored(1000)}, 0, 0},
+		{"Prometheus stored nothing", Report{Best: stored(1000), Prometheus: stored(0)}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.InDelta(t, tc.ratio, tc.rep.Ratio(), 1e-9)
+			require.InDelta(t, tc.sameSize, tc.rep.RatioSameShape(), 1e-9)
+		})
+	}
+}
