@@ -57,7 +57,8 @@ bench-ingest:
 # TMA messages through monitor → labeler → persister of a tmaflow process
 # (embedded broker, auth on) at the highest rate whose consumer lag stays
 # bounded, stored samples/s counted by its TSDB; then the same series
-# remote-written into Debian's Prometheus. A few minutes.
+# remote-written into Debian's Prometheus, in 2,000-sample requests and in
+# requests of the size of tmaflow's POSTs. About five minutes.
 bench-pipeline:
 	cd services/tmaflow && $(GO) run ./cmd/tmapipe -duration=$(BENCH_PIPELINE_DURATION)
 
