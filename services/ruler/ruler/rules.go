@@ -238,8 +238,8 @@ func (ix *tenantIndex) match(name string, lbls labels.Labels, f func(*groupRunne
 		}
 	}
 	if ni := ix.byName[name]; ni != nil {
-		for name, values := range ni.byLabel {
-			try(values[lbls.Get(name)])
+		for label, values := range ni.byLabel {
+			try(values[lbls.Get(label)])
 		}
 		try(ni.rest)
 	}

@@ -117,10 +117,7 @@ func (c *Conn) exchange(req *http.Request) (*http.Response, error) {
 
 // drop closes the connection; the next Do dials a new one.
 func (c *Conn) drop() {
-	if c.conn != nil {
-		_ = c.conn.Close() // nothing to do about it: the connection is dropped
-		c.conn = nil
-	}
+	_ = c.Close() // nothing to do about it: the connection is dropped
 }
 
 // Close closes the connection.
