@@ -1,6 +1,7 @@
 package ruler
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,5 +82,40 @@ func BenchmarkBatchToAlertmanager(b *testing.B) {
 			b.ReportMetric(q(0.5), "p50-ms")
 			b.ReportMetric(q(0.99), "p99-ms")
 		})
+	}
+}
+
+// BenchmarkDeviceGroup measures one evaluation of a group of ten rules on
+// one device's series, of the three shapes bench-alert loads (threshold,
+// avg_over_time over 1m, max by max_over_time over 5m), on a window with
+// five minutes of those series at 1 s: the work a burst of device
+// messages costs per group.
+func BenchmarkDeviceGroup(b *testing.B) {
+	dir := b.TempDir()
+	require.NoError(b, mkRules(dir, "acme", "groups: []\n"))
+	s, err := New(testConfig(dir), Options{Publisher: newCapturePublisher(), Source: newChanSource()})
+	require.NoError(b, err)
+	defer func() { require.NoError(b, s.Close()) }()
+	now := time.Now()
+	var rg rulefmt.RuleGroup
+	rg.Name = "device-7"
+	app := s.win.Appender(context.Background())
+	for i := range 10 {
+		name := "metric_" + itoa(int64(i))
+		lbls := labels.FromStrings("__name__", name, "resource_id", "7", TenantLabel, "acme")
+		for t := now.Add(-5 * time.Minute); !t.After(now); t = t.Add(time.Second) {
+			_, err := app.Append(0, lbls, t.UnixMilli(), float64(i))
+			require.NoError(b, err)
+		}
+		sel := name + `{resource_id="7"}`
+		expr := [...]string{sel + " > 1000", "avg_over_time(" + sel + "[1m]) > 1000", "max by (resource_id) (max_over_time(" + sel + "[5m])) > 1000"}[i%3]
+		rg.Rules = append(rg.Rules, rulefmt.Rule{Alert: "Rule" + itoa(int64(i)), Expr: expr})
+	}
+	require.NoError(b, app.Commit())
+	g, err := s.newGroupRunner("acme", "rules.yml", rg)
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		g.evalAt(now, triggerData, 0)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 
@@ -29,11 +30,16 @@ type ruleAppendable struct {
 }
 
 func (a ruleAppendable) Appender(ctx context.Context) storage.Appender {
-	return &ruleAppender{Appender: a.s.win.Appender(ctx), s: a.s, g: a.g}
+	return &ruleAppender{ctx: ctx, s: a.s, g: a.g}
 }
 
+// ruleAppender opens a window appender only for the first result: the
+// rules package asks for an appender per rule and evaluation, and most
+// evaluations of alerting rules return nothing.
 type ruleAppender struct {
-	storage.Appender
+	ctx    context.Context
+	app    storage.Appender // nil until a result is appended
+	opts   *storage.AppendOptions
 	s      *Service
 	g      *groupRunner
 	series []samples.Series
@@ -41,9 +47,26 @@ type ruleAppender struct {
 	lbls   []labels.Labels
 }
 
+func (a *ruleAppender) window() storage.Appender {
+	if a.app == nil {
+		a.app = a.s.win.Appender(a.ctx)
+		if a.opts != nil {
+			a.app.SetOptions(a.opts)
+		}
+	}
+	return a.app
+}
+
+func (a *ruleAppender) SetOptions(opts *storage.AppendOptions) {
+	a.opts = opts
+	if a.app != nil {
+		a.app.SetOptions(opts)
+	}
+}
+
 func (a *ruleAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	l = labels.NewBuilder(l).Set(TenantLabel, a.g.tenant).Labels()
-	ref, err := a.Appender.Append(0, l, t, v)
+	ref, err := a.window().Append(0, l, t, v)
 	if err != nil {
 		return ref, err
 	}
@@ -68,12 +91,35 @@ func (a *ruleAppender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, 
 	return 0, errHistogramResult
 }
 
+func (a *ruleAppender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errHistogramResult
+}
+
+// Rules write no exemplars, metadata or start timestamps.
 func (a *ruleAppender) AppendExemplar(ref storage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (storage.SeriesRef, error) {
 	return ref, nil
 }
 
+func (a *ruleAppender) UpdateMetadata(ref storage.SeriesRef, _ labels.Labels, _ metadata.Metadata) (storage.SeriesRef, error) {
+	return ref, nil
+}
+
+func (a *ruleAppender) AppendSTZeroSample(ref storage.SeriesRef, _ labels.Labels, _, _ int64) (storage.SeriesRef, error) {
+	return ref, nil
+}
+
+func (a *ruleAppender) Rollback() error {
+	if a.app == nil {
+		return nil
+	}
+	return a.app.Rollback()
+}
+
 func (a *ruleAppender) Commit() error {
-	if err := a.Appender.Commit(); err != nil {
+	if a.app == nil {
+		return nil
+	}
+	if err := a.app.Commit(); err != nil {
 		return err
 	}
 	if len(a.series) == 0 || a.g.quiet.Load() {
