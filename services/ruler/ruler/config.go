@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"time"
 
 	"github.com/tmaflow/tmaflow/pkg/service"
@@ -50,6 +51,21 @@ type EvaluationConfig struct {
 	MaxSamples      int
 	MaxFutureSkew   time.Duration
 	RestoreMaxSteps int
+	// Concurrency is the most groups evaluated at once; 0 means one less
+	// than GOMAXPROCS, at least 1 (EvalSlots).
+	Concurrency int
+}
+
+// EvalSlots is the number of groups evaluated at once. By default a core
+// is left to ingest: with every core evaluating a burst of groups, the
+// goroutines that carry new data (and Go's network poller, which an idle
+// core checks) wait behind the queued evaluations, and so do the alerts
+// that data would raise.
+func (e EvaluationConfig) EvalSlots() int {
+	if e.Concurrency > 0 {
+		return e.Concurrency
+	}
+	return max(1, runtime.GOMAXPROCS(0)-1)
 }
 
 // AlertingConfig configures alert delivery.
@@ -84,6 +100,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.Evaluation.QueryTimeout, "evaluation.query-timeout", 10*time.Second, "Longest one rule query may run.")
 	f.IntVar(&c.Evaluation.MaxSamples, "evaluation.max-samples", 5_000_000, "Most samples one rule query may hold in memory.")
 	f.DurationVar(&c.Evaluation.MaxFutureSkew, "evaluation.max-future-skew", time.Second, "Samples up to this far ahead of the ruler's clock move a triggered evaluation to their time, so a probe with a fast clock is not missed.")
+	f.IntVar(&c.Evaluation.Concurrency, "evaluation.concurrency", 0, "Most groups evaluated at once (0: one less than GOMAXPROCS, at least 1, so that ingest keeps a core through a burst of evaluations).")
 	f.IntVar(&c.Evaluation.RestoreMaxSteps, "evaluation.restore-max-steps", 600, "Most evaluations per group over the replayed data at start to restore pending and firing alerts.")
 
 	f.Var(&c.Alerting.AlertmanagerURLs, "alertmanager.url", "Comma-separated Alertmanager base URLs (alerts are POSTed to <url>/api/v2/alerts); empty: alerts go to topic-alerts only.")
@@ -127,6 +144,7 @@ func (c Config) Validate() error {
 	check(e.QueryTimeout > 0, "evaluation.query-timeout must be > 0, got %s", e.QueryTimeout)
 	check(e.MaxSamples > 0, "evaluation.max-samples must be > 0, got %d", e.MaxSamples)
 	check(e.MaxFutureSkew >= 0, "evaluation.max-future-skew must be >= 0, got %s", e.MaxFutureSkew)
+	check(e.Concurrency >= 0, "evaluation.concurrency must be >= 0, got %d", e.Concurrency)
 	check(e.RestoreMaxSteps > 0, "evaluation.restore-max-steps must be > 0, got %d", e.RestoreMaxSteps)
 	a := c.Alerting
 	for _, u := range a.AlertmanagerURLs {

@@ -39,7 +39,10 @@
 // makes absent() fire and resolves alerts whose data went stale; a group
 // whose data comes at least once an interval evaluates on its data alone.
 // First ticks are spread over the interval by a hash of the group, as
-// Prometheus spreads its groups. Evaluations run at the ruler's clock, or at a
+// Prometheus spreads its groups. At most -evaluation.concurrency groups
+// evaluate at once (default one less than GOMAXPROCS, at least 1): a
+// burst of groups then queues for a slot rather than for every core, and
+// the goroutines that carry new batches keep a core. Evaluations run at the ruler's clock, or at a
 // triggering sample's time if that is ahead by at most
 // -evaluation.max-future-skew, never backwards. `for` and keep_firing_for
 // are exact to the evaluation (for: 500ms fires at the first evaluation

@@ -217,8 +217,11 @@ func (g *groupRunner) halt() {
 }
 
 // evaluate evaluates the group now, or at the newest triggering sample's
-// time if that is ahead of the clock by no more than the allowed skew.
+// time if that is ahead of the clock by no more than the allowed skew;
+// "now" is when an evaluation slot is free, so a queued evaluation sees
+// what arrived while it waited.
 func (g *groupRunner) evaluate(trigger string) {
+	defer g.s.evalSlot()()
 	now := g.s.now()
 	arrival := g.arrival.Swap(0)
 	ahead := g.ahead.Swap(0)
@@ -230,11 +233,24 @@ func (g *groupRunner) evaluate(trigger string) {
 	if arrival > 0 {
 		g.s.metrics.arrivalToEval.Observe(max(0, float64(now.UnixNano()-arrival)/1e9))
 	}
-	g.evalAt(ts, trigger, hops)
+	g.evalHolding(ts, trigger, hops)
 }
 
-// evalAt evaluates the group at ts (never before its previous evaluation).
+// evalAt evaluates the group at ts once an evaluation slot is free.
 func (g *groupRunner) evalAt(ts time.Time, trigger string, hops int32) {
+	defer g.s.evalSlot()()
+	g.evalHolding(ts, trigger, hops)
+}
+
+// evalSlot waits for an evaluation slot and returns its release.
+func (s *Service) evalSlot() (release func()) {
+	s.evalSlots <- struct{}{}
+	return func() { <-s.evalSlots }
+}
+
+// evalHolding evaluates the group at ts (never before its previous
+// evaluation); the caller holds an evaluation slot.
+func (g *groupRunner) evalHolding(ts time.Time, trigger string, hops int32) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.evalHops = hops

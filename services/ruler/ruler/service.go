@@ -67,6 +67,8 @@ type Service struct {
 	sink        *alertSink
 	out         *outbox
 	decoders    sync.Pool
+	// evalSlots holds a token per group evaluation running.
+	evalSlots chan struct{}
 
 	rules    atomic.Pointer[ruleSet]
 	reloadMu sync.Mutex // reload, going live, stopping
@@ -117,6 +119,8 @@ func New(cfg Config, opts Options) (_ *Service, err error) {
 		prober: opts.Prober,
 		src:    opts.Source,
 		stop:   make(chan struct{}),
+
+		evalSlots: make(chan struct{}, cfg.Evaluation.EvalSlots()),
 	}
 	s.decoders.New = func() any { return &samples.Decoder{} }
 	s.prober.NotReady("starting: replaying the window")
