@@ -221,7 +221,8 @@ func (g *groupRunner) halt() {
 // "now" is when an evaluation slot is free, so a queued evaluation sees
 // what arrived while it waited.
 func (g *groupRunner) evaluate(trigger string) {
-	defer g.s.evalSlot()()
+	g.s.acquireEvalSlot()
+	defer g.s.releaseEvalSlot()
 	now := g.s.now()
 	arrival := g.arrival.Swap(0)
 	ahead := g.ahead.Swap(0)
@@ -238,15 +239,15 @@ func (g *groupRunner) evaluate(trigger string) {
 
 // evalAt evaluates the group at ts once an evaluation slot is free.
 func (g *groupRunner) evalAt(ts time.Time, trigger string, hops int32) {
-	defer g.s.evalSlot()()
+	g.s.acquireEvalSlot()
+	defer g.s.releaseEvalSlot()
 	g.evalHolding(ts, trigger, hops)
 }
 
-// evalSlot waits for an evaluation slot and returns its release.
-func (s *Service) evalSlot() (release func()) {
-	s.evalSlots <- struct{}{}
-	return func() { <-s.evalSlots }
-}
+// acquireEvalSlot waits for a free evaluation slot.
+func (s *Service) acquireEvalSlot() { s.evalSlots <- struct{}{} }
+
+func (s *Service) releaseEvalSlot() { <-s.evalSlots }
 
 // evalHolding evaluates the group at ts (never before its previous
 // evaluation); the caller holds an evaluation slot.

@@ -37,7 +37,7 @@ func TestEvaluationWaitsForSlot(t *testing.T) {
 	ts := newTestService(t, cfg, func() time.Time { return now })
 	g := ts.group(t, "acme")
 
-	release := ts.evalSlot() // every slot taken
+	ts.acquireEvalSlot() // every slot taken
 	done := make(chan struct{})
 	go func() {
 		g.evaluate(triggerData)
@@ -49,7 +49,7 @@ func TestEvaluationWaitsForSlot(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	require.Zero(t, ts.evaluations("acme", g, triggerData))
-	release()
+	ts.releaseEvalSlot()
 	<-done
 	require.Equal(t, 1.0, ts.evaluations("acme", g, triggerData))
 }
