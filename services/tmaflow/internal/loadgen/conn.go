@@ -55,7 +55,7 @@ func (c *Conn) Do(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		c.drop()
+		_ = c.Close() // the request's error is what matters; the next Do redials
 		if !reused || attempt > 0 || req.GetBody == nil || ctx.Err() != nil {
 			return nil, err
 		}
@@ -115,12 +115,7 @@ func (c *Conn) exchange(req *http.Request) (*http.Response, error) {
 	return http.ReadResponse(c.br, req)
 }
 
-// drop closes the connection; the next Do dials a new one.
-func (c *Conn) drop() {
-	_ = c.Close() // nothing to do about it: the connection is dropped
-}
-
-// Close closes the connection.
+// Close closes the connection; the next Do dials a new one.
 func (c *Conn) Close() error {
 	if c.conn == nil {
 		return nil
@@ -151,7 +146,7 @@ func (b *connBody) Read(p []byte) (int, error) {
 func (b *connBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.last || !b.eof || err != nil {
-		b.c.drop()
+		_ = b.c.Close() // the body's error is returned; the next Do redials
 	}
 	return err
 }

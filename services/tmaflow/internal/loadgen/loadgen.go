@@ -90,8 +90,8 @@ func (r Result) ObservationsPerSecond() float64 {
 	return float64(r.Observations) / r.Elapsed.Seconds()
 }
 
-// NewTransport is a transport that keeps one connection per worker open.
-func NewTransport(concurrency int) *http.Transport {
+// newTransport is a transport that keeps one connection per worker open.
+func newTransport(concurrency int) *http.Transport {
 	return &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	tr := NewTransport(cfg.Concurrency)
+	tr := newTransport(cfg.Concurrency)
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	if cfg.Warmup > 0 {
