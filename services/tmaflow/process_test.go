@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd  *exec.Cmd
 	logs chan map[string]any
+	seen []map[string]any // records read so far, so waits need not follow log order
 	done chan error
 }
 
@@ -65,14 +66,22 @@ func startProcess(t *testing.T, args ...string) *process {
 	return p
 }
 
-// waitLog returns the first log record with msg, failing on a timeout.
+// waitLog returns the first log record with msg, whether it was logged
+// before or after the records waited for earlier (concurrent services log
+// in either order), failing on a timeout.
 func (p *process) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
+	for _, rec := range p.seen {
+		if rec["msg"] == msg {
+			return rec
+		}
+	}
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case rec, ok := <-p.logs:
 			require.True(t, ok, "tmaflow exited before logging %q", msg)
+			p.seen = append(p.seen, rec)
 			if rec["msg"] == msg {
 				return rec
 			}
