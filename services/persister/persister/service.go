@@ -152,7 +152,11 @@ func newService(cfg Config, opts Options, v verifier) (_ *Service, err error) {
 			err = errors.Join(err, s.closeDB())
 		}
 	}()
-	s.store = &store{db: s.db, onCommit: func(n int) { s.ingest.commitSize.Observe(float64(n)) }}
+	s.store = &store{
+		db:       s.db,
+		series:   newSeriesCache(s.now, seriesCacheRotation, seriesCacheMaxSeries),
+		onCommit: func(n int) { s.ingest.commitSize.Observe(float64(n)) },
+	}
 	if s.meta, err = newMetadataStore(cfg.TSDB.Path); err != nil {
 		return nil, err
 	}

@@ -70,6 +70,8 @@ type appendQuerier interface {
 // write covers many records, and an idle store commits each batch at once.
 type store struct {
 	db appendQuerier
+	// series, if set, caches the label sets and references of series.
+	series *seriesCache
 	// onCommit, if set, is called with the batches of every commit.
 	onCommit func(batches int)
 
@@ -161,6 +163,7 @@ type prepared struct {
 	src     []samples.Label // the batch's labels, for dead letters
 	samples []samples.Sample
 	meta    *samples.Metadata
+	cached  *cachedSeries // nil without a cache
 }
 
 // prepare turns the batch's series into label sets, sorted samples and
@@ -168,7 +171,7 @@ type prepared struct {
 // label sets are merged, so each is appended once, in timestamp order.
 // The samples stay in the batch's memory (the handler owns its decoder
 // until it returns) unless a merge needs a copy.
-func prepare(b *samples.Batch, res *appendResult) []prepared {
+func prepare(b *samples.Batch, res *appendResult, cache *seriesCache) []prepared {
 	out := make([]prepared, 0, len(b.Series))
 	// A batch holds a resource's series: few, and almost never two with
 	// one label set, so hashes are compared in a list; a map only for
@@ -179,15 +182,37 @@ func prepare(b *samples.Batch, res *appendResult) []prepared {
 		byHash = make(map[uint64][]int, len(b.Series))
 	}
 	cloned := map[int]bool{}
-	sb := labels.NewScratchBuilder(8)
+	var cached []*cachedSeries
+	var keys []uint64
+	if cache != nil {
+		cached, keys = cache.lookup(b.Tenant, b.Series)
+	}
+	var sb labels.ScratchBuilder
 	for i := range b.Series {
 		s := &b.Series[i]
-		lset, reason, err := seriesLabels(&sb, s.Labels, b.Tenant)
-		if err != nil {
-			res.reject(reason, err.Error(), b, s.Labels, s.Metadata, s.Samples...)
-			continue
+		var (
+			lset labels.Labels
+			h    uint64
+			e    *cachedSeries
+		)
+		if cached != nil && cached[i] != nil {
+			e = cached[i]
+			lset, h = e.lset, e.hash
+		} else {
+			var (
+				reason string
+				err    error
+			)
+			lset, reason, err = seriesLabels(&sb, s.Labels, b.Tenant)
+			if err != nil {
+				res.reject(reason, err.Error(), b, s.Labels, s.Metadata, s.Samples...)
+				continue
+			}
+			h = lset.Hash()
+			if cache != nil {
+				e = cache.add(keys[i], b.Tenant, s.Labels, lset, h)
+			}
 		}
-		h := lset.Hash()
 		if j, ok := findSeries(out, hashes, byHash, h, lset); ok {
 			if !cloned[j] {
 				// Appending in place would overwrite the next series'
@@ -202,7 +227,7 @@ func prepare(b *samples.Batch, res *appendResult) []prepared {
 			byHash[h] = append(byHash[h], len(out))
 		}
 		hashes = append(hashes, h)
-		out = append(out, prepared{lset: lset, src: s.Labels, samples: s.Samples, meta: s.Metadata})
+		out = append(out, prepared{lset: lset, src: s.Labels, samples: s.Samples, meta: s.Metadata, cached: e})
 	}
 	for i := range out {
 		p := &out[i]
@@ -350,7 +375,7 @@ func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, err
 // partition may append then and share the commit.
 func (s *store) appendThen(ctx context.Context, b *samples.Batch, appended func()) (appendResult, error) {
 	var res appendResult
-	series := prepare(b, &res)
+	series := prepare(b, &res, s.series)
 
 	s.mu.Lock()
 	g := s.open
@@ -365,6 +390,9 @@ func (s *store) appendThen(ctx context.Context, b *samples.Batch, appended func(
 	for i := range series {
 		p := &series[i]
 		var ref storage.SeriesRef
+		if p.cached != nil {
+			ref = p.cached.reference()
+		}
 		for _, smp := range p.samples {
 			r, err := app.Append(ref, p.lset, smp.TimestampMs, smp.Value)
 			if err != nil {
@@ -373,6 +401,9 @@ func (s *store) appendThen(ctx context.Context, b *samples.Batch, appended func(
 			}
 			ref = r
 			res.appended++
+		}
+		if p.cached != nil && ref != 0 {
+			p.cached.setReference(ref)
 		}
 	}
 	if !s.committing {

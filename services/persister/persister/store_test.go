@@ -256,7 +256,7 @@ func TestPrepareLeavesBatchForRetry(t *testing.T) {
 			var results [2]appendResult
 			var prepared [2][]prepared
 			for i := range results {
-				prepared[i] = prepare(b, &results[i])
+				prepared[i] = prepare(b, &results[i], nil)
 			}
 			require.Equal(t, results[0], results[1])
 			require.Equal(t, prepared[0], prepared[1])
@@ -280,7 +280,7 @@ func TestGroupCommit(t *testing.T) {
 		mu      sync.Mutex
 		commits []int
 	)
-	st := &store{db: db, onCommit: func(n int) {
+	st := &store{db: db, series: newSeriesCache(time.Now, time.Minute, 1000), onCommit: func(n int) {
 		mu.Lock()
 		commits = append(commits, n)
 		mu.Unlock()
