@@ -1,13 +1,14 @@
 package persister
 
 import (
+	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
@@ -29,6 +30,7 @@ import (
 // 2×maxSeries entries.
 type seriesCache struct {
 	now         func() time.Time
+	seed        maphash.Seed
 	rotateAfter time.Duration
 	maxSeries   int
 
@@ -49,7 +51,7 @@ type cachedSeries struct {
 
 func newSeriesCache(now func() time.Time, rotateAfter time.Duration, maxSeries int) *seriesCache {
 	return &seriesCache{
-		now: now, rotateAfter: rotateAfter, maxSeries: maxSeries,
+		now: now, seed: maphash.MakeSeed(), rotateAfter: rotateAfter, maxSeries: maxSeries,
 		cur: map[uint64][]*cachedSeries{}, rotated: now(),
 	}
 }
@@ -62,21 +64,16 @@ const (
 )
 
 // keyOf hashes a batch series' identity: its tenant and labels in the
-// batch's order.
-func keyOf(tenant string, in []samples.Label) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(tenant)
+// batch's order. Each string is hashed on its own, so ("ab", "c") and
+// ("a", "bc") differ; equal keys are compared label by label anyway.
+func (c *seriesCache) keyOf(tenant string, in []samples.Label) uint64 {
+	h := maphash.String(c.seed, tenant)
 	for _, l := range in {
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Value)
+		h = bits.RotateLeft64(h, 17) ^ maphash.String(c.seed, l.Name)
+		h = bits.RotateLeft64(h, 17) ^ maphash.String(c.seed, l.Value)
 	}
-	return d.Sum64()
+	return h
 }
-
-var sep = []byte{0xff} // never in valid UTF-8, so no two label lists hash the same text
 
 func (e *cachedSeries) is(tenant string, in []samples.Label) bool {
 	return e.tenant == tenant && slices.Equal(e.src, in)
@@ -87,7 +84,7 @@ func (e *cachedSeries) is(tenant string, in []samples.Label) bool {
 func (c *seriesCache) lookup(tenant string, in []samples.Series) (out []*cachedSeries, keys []uint64) {
 	out, keys = make([]*cachedSeries, 0, len(in)), make([]uint64, 0, len(in))
 	for i := range in {
-		keys = append(keys, keyOf(tenant, in[i].Labels))
+		keys = append(keys, c.keyOf(tenant, in[i].Labels))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

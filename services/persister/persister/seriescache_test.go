@@ -137,7 +137,7 @@ func TestSeriesCacheRotation(t *testing.T) {
 		b := decoded(t, batch("acme", at(series(n))))
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		k := keyOf(b.Tenant, b.Series[0].Labels)
+		k := c.keyOf(b.Tenant, b.Series[0].Labels)
 		for _, gen := range []map[uint64][]*cachedSeries{c.cur, c.prev} {
 			for _, e := range gen[k] {
 				if e.is(b.Tenant, b.Series[0].Labels) {
