@@ -53,12 +53,17 @@ type Limits struct {
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
 	Limits Limits
+	// EncodeLabels makes Decode keep each series' labels as encoded in
+	// the record, for EncodedLabels.
+	EncodeLabels bool
 
 	batch   Batch
 	series  []Series
 	labels  []Label
 	samples []Sample
 	meta    []Metadata
+	// encodedLabels holds each series' labels as encoded in the record.
+	encodedLabels []string
 }
 
 // Decode decodes one single-object record into a new Batch that the caller
@@ -97,11 +102,23 @@ func (d *Decoder) Decode(data []byte) (*Batch, error) {
 	d.labels = reuse(d.labels, c.labels)
 	d.samples = reuse(d.samples, c.samples)
 	d.meta = reuse(d.meta, c.meta)
+	d.encodedLabels = d.encodedLabels[:0]
+	if d.EncodeLabels {
+		d.encodedLabels = reuse(d.encodedLabels, c.series)
+	}
 	f := filler{buf: body, str: string(body), d: d}
 	d.batch = Batch{}
 	f.batch(&d.batch)
 	return &d.batch, nil
 }
+
+// EncodedLabels returns, for each series of the batch the last Decode
+// returned, its labels as encoded in the record (nil without
+// EncodeLabels). Equal encodings decode to
+// equal label lists, so an encoding keys a cache of what was made of the
+// labels without comparing them one by one. The slice is valid until the
+// next Decode; its strings share the record's copy, like the batch's.
+func (d *Decoder) EncodedLabels() []string { return d.encodedLabels }
 
 // reuse returns s resized to n, reallocating only when it is too small.
 // Elements are overwritten by the filler, so old contents need no clearing
@@ -480,7 +497,7 @@ func (f *filler) batch(b *Batch) {
 
 func (f *filler) oneSeries(s *Series) {
 	*s = Series{}
-	start := f.labels
+	start, pos := f.labels, f.pos
 	for n := f.block(); n != 0; n = f.block() {
 		for range n {
 			l := &f.d.labels[f.labels]
@@ -488,6 +505,9 @@ func (f *filler) oneSeries(s *Series) {
 			l.Value = f.string()
 			f.labels++
 		}
+	}
+	if f.d.EncodeLabels {
+		f.d.encodedLabels[f.series] = f.str[pos:f.pos]
 	}
 	if f.labels > start {
 		// Full slice expressions: appending to one series' labels must

@@ -279,6 +279,89 @@ func TestDecodeMultiBlockArrays(t *testing.T) {
 	requireSameBatch(t, want, fromNative(t, native))
 }
 
+// requireEncodedLabelsKeyLabels decodes rec and checks that series whose
+// labels have equal encodings have equal labels.
+func requireEncodedLabelsKeyLabels(t *testing.T, rec []byte) {
+	t.Helper()
+	d := samples.Decoder{EncodeLabels: true}
+	b, err := d.Decode(rec)
+	require.NoError(t, err)
+	enc := d.EncodedLabels()
+	require.Len(t, enc, len(b.Series))
+	for i := range enc {
+		for j := range i {
+			if enc[i] == enc[j] {
+				require.Equal(t, b.Series[j].Labels, b.Series[i].Labels, "series %d and %d", j, i)
+			}
+		}
+	}
+}
+
+func TestEncodedLabels(t *testing.T) {
+	b := &samples.Batch{Tenant: "acme", Series: []samples.Series{
+		{Labels: labels("__name__", "m", "a", "1")},
+		{Labels: labels("__name__", "m", "a", "12")},
+		{Labels: labels("__name__", "m", "a", "1"), Samples: []samples.Sample{{TimestampMs: 1, Value: 2}}},
+		{Labels: labels("__name__", "m", "a1", "")},
+		{},
+	}}
+	d := samples.Decoder{EncodeLabels: true}
+	_, err := d.Decode(samples.Encode(nil, b))
+	require.NoError(t, err)
+	enc := d.EncodedLabels()
+	require.Len(t, enc, 5)
+	require.Equal(t, enc[0], enc[2], "same labels, other samples")
+	require.NotEqual(t, enc[0], enc[1])
+	require.NotEqual(t, enc[0], enc[3])
+	require.Equal(t, "\x00", enc[4], "no labels: the empty array")
+
+	// Decoding another record reuses the slice; the strings stay.
+	first := enc[0]
+	_, err = d.Decode(samples.Encode(nil, &samples.Batch{Series: []samples.Series{{Labels: labels("x", "y")}}}))
+	require.NoError(t, err)
+	require.Len(t, d.EncodedLabels(), 1)
+	require.Equal(t, "\x04\x10__name__\x02m\x02a\x021\x00", first)
+
+	var plain samples.Decoder
+	_, err = plain.Decode(samples.Encode(nil, b))
+	require.NoError(t, err)
+	require.Empty(t, plain.EncodedLabels(), "only when asked")
+
+	for name, b := range tableBatches() {
+		t.Run(name, func(t *testing.T) { requireEncodedLabelsKeyLabels(t, samples.Encode(nil, b)) })
+	}
+}
+
+func TestDecodeMultiBlockEncodedLabels(t *testing.T) {
+	// series[0] of TestDecodeMultiBlockArrays: labels in two blocks.
+	var labelsBlock []byte
+	for _, v := range []int64{1, 1} {
+		labelsBlock = appendLong(labelsBlock, v)
+	}
+	labelsBlock = append(labelsBlock, 'a')
+	labelsBlock = appendLong(labelsBlock, 1)
+	labelsBlock = append(labelsBlock, 'b')
+	labelsBlock = appendLong(labelsBlock, -1)
+	labelsBlock = appendLong(labelsBlock, 4)
+	labelsBlock = appendLong(labelsBlock, 1)
+	labelsBlock = append(labelsBlock, 'c')
+	labelsBlock = appendLong(labelsBlock, 1)
+	labelsBlock = append(labelsBlock, 'd')
+	labelsBlock = appendLong(labelsBlock, 0)
+	body := appendLong(nil, 0) // tenant ""
+	body = appendLong(body, 0) // source ""
+	body = appendLong(body, 1) // series: block of 1
+	body = append(body, labelsBlock...)
+	body = appendLong(body, 0) // no samples
+	body = appendLong(body, 0) // metadata null
+	body = appendLong(body, 0) // end of series
+	d := samples.Decoder{EncodeLabels: true}
+	b, err := d.Decode(append(header(samples.Fingerprint), body...))
+	require.NoError(t, err)
+	require.Equal(t, labels("a", "b", "c", "d"), b.Series[0].Labels)
+	require.Equal(t, []string{string(labelsBlock)}, d.EncodedLabels())
+}
+
 func header(fp uint64) []byte {
 	return binary.LittleEndian.AppendUint64([]byte{0xC3, 0x01}, fp)
 }

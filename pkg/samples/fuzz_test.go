@@ -47,6 +47,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		require.NoError(t, gerr, "we accept what goavro rejects")
 		requireSameBatch(t, fromNative(t, native), ours)
+		requireEncodedLabelsKeyLabels(t, data)
 
 		again, err := samples.Decode(samples.Encode(nil, ours))
 		require.NoError(t, err)

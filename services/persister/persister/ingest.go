@@ -28,13 +28,17 @@ var errNoTenant = errors.New("sample batch has no tenant")
 const maxErrorHeader = 1024
 
 // decoderPool reuses Avro decoders across concurrent handlers.
-type decoderPool struct{ p sync.Pool }
+type decoderPool struct {
+	p sync.Pool
+	// encodeLabels makes the decoders keep the labels' encodings.
+	encodeLabels bool
+}
 
 func (d *decoderPool) get() *samples.Decoder {
 	if v, ok := d.p.Get().(*samples.Decoder); ok {
 		return v
 	}
-	return &samples.Decoder{}
+	return &samples.Decoder{EncodeLabels: d.encodeLabels}
 }
 
 func (d *decoderPool) put(dec *samples.Decoder) { d.p.Put(dec) }
@@ -63,7 +67,7 @@ func (s *Service) handleMetrics(msg *message.Message) error {
 	// samples of a series arrive in time order. The turn passes once the
 	// samples are appended: the next record joins the same commit.
 	release := bus.AwaitTurn(msg.Context())
-	res, err := s.appendUntilCommitted(msg, b, release)
+	res, err := s.appendUntilCommitted(msg, b, d.EncodedLabels(), release)
 	release()
 	if err != nil {
 		return err
@@ -91,11 +95,11 @@ func (s *Service) handleMetrics(msg *message.Message) error {
 // rebalance: the batch comes again). A failing disk is no fault of the
 // data: dead-lettering would empty the topic into topic-dlq, so the
 // partition waits instead, and /metrics shows the failures.
-func (s *Service) appendUntilCommitted(msg *message.Message, b *samples.Batch, appended func()) (appendResult, error) {
+func (s *Service) appendUntilCommitted(msg *message.Message, b *samples.Batch, encoded []string, appended func()) (appendResult, error) {
 	ctx := msg.Context()
 	delay := s.cfg.Bus.InitialInterval
 	for attempt := 1; ; attempt++ {
-		res, err := s.store.appendThen(ctx, b, appended)
+		res, err := s.store.appendThen(ctx, b, encoded, appended)
 		if err == nil {
 			return res, nil
 		}

@@ -2,8 +2,6 @@ package persister
 
 import (
 	"hash/maphash"
-	"math/bits"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,17 +9,17 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-
-	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
-// seriesCache remembers, for the labels a batch carries for a series, the
-// label set built from them and the head's reference of the series, as
-// Prometheus's scrape cache does for scraped series: a series seen before
-// skips label validation, sorting and hashing, and is appended by
-// reference instead of by a lookup in the head's series map. A reference to
-// a series the head has dropped since is harmless: the head then looks the
-// label set up as for a new series.
+// seriesCache remembers, for the labels of a batch series as the record
+// encodes them (samples.Decoder.EncodedLabels), the label set built from
+// them and the head's reference of the series, as Prometheus's scrape
+// cache does for scraped series: a series seen before skips label
+// validation, sorting and hashing, and is appended by reference instead of
+// by a lookup in the head's series map. One hash and one comparison of the
+// encoding find it, on memory that the record just brought into the CPU's
+// cache. A reference to a series the head has dropped since is harmless:
+// the head then looks the label set up as for a new series.
 //
 // Entries live in two generations. Lookups promote entries to the current
 // one, which becomes the previous one every rotateAfter or once it holds
@@ -35,15 +33,14 @@ type seriesCache struct {
 	maxSeries   int
 
 	mu        sync.Mutex
-	cur, prev map[uint64][]*cachedSeries
-	curLen    int
+	cur, prev map[uint64]*cachedSeries
 	rotated   time.Time
 }
 
 // cachedSeries is one series of the cache.
 type cachedSeries struct {
 	tenant string
-	src    []samples.Label // the batch labels, cloned: batch strings share the record's memory
+	labels string // encoded, cloned: the record's copy would stay alive
 	lset   labels.Labels
 	hash   uint64 // of lset
 	ref    atomic.Uint64
@@ -52,7 +49,7 @@ type cachedSeries struct {
 func newSeriesCache(now func() time.Time, rotateAfter time.Duration, maxSeries int) *seriesCache {
 	return &seriesCache{
 		now: now, seed: maphash.MakeSeed(), rotateAfter: rotateAfter, maxSeries: maxSeries,
-		cur: map[uint64][]*cachedSeries{}, rotated: now(),
+		cur: map[uint64]*cachedSeries{}, rotated: now(),
 	}
 }
 
@@ -63,87 +60,65 @@ const (
 	seriesCacheMaxSeries = 1 << 20
 )
 
-// keyOf hashes a batch series' identity: its tenant and labels in the
-// batch's order. Each string is hashed on its own, so ("ab", "c") and
-// ("a", "bc") differ; equal keys are compared label by label anyway.
-func (c *seriesCache) keyOf(tenant string, in []samples.Label) uint64 {
-	h := maphash.String(c.seed, tenant)
-	for _, l := range in {
-		h = bits.RotateLeft64(h, 17) ^ maphash.String(c.seed, l.Name)
-		h = bits.RotateLeft64(h, 17) ^ maphash.String(c.seed, l.Value)
-	}
-	return h
-}
-
-func (e *cachedSeries) is(tenant string, in []samples.Label) bool {
-	return e.tenant == tenant && slices.Equal(e.src, in)
-}
-
-// lookup returns the cached series of each of in (nil where there is
-// none) and the keys of in, for add.
-func (c *seriesCache) lookup(tenant string, in []samples.Series) (out []*cachedSeries, keys []uint64) {
-	out, keys = make([]*cachedSeries, 0, len(in)), make([]uint64, 0, len(in))
-	for i := range in {
-		keys = append(keys, c.keyOf(tenant, in[i].Labels))
+// lookup returns the cached series of each encoding in encoded (nil where
+// there is none) and the keys of encoded, for add.
+func (c *seriesCache) lookup(tenant string, encoded []string) (found []*cachedSeries, keys []uint64) {
+	found, keys = make([]*cachedSeries, len(encoded)), make([]uint64, len(encoded))
+	th := maphash.String(c.seed, tenant)
+	for i, e := range encoded {
+		keys[i] = th ^ maphash.String(c.seed, e)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.maybeRotate()
 	for i, k := range keys {
-		out = append(out, c.find(k, tenant, in[i].Labels))
+		found[i] = c.find(k, tenant, encoded[i])
 	}
-	return out, keys
+	return found, keys
 }
 
 // find returns the series under key k, promoting it from the previous
 // generation. c.mu is held.
-func (c *seriesCache) find(k uint64, tenant string, in []samples.Label) *cachedSeries {
-	for _, e := range c.cur[k] {
-		if e.is(tenant, in) {
+func (c *seriesCache) find(k uint64, tenant, encoded string) *cachedSeries {
+	if e := c.cur[k]; e != nil {
+		if e.labels == encoded && e.tenant == tenant {
 			return e
 		}
+		return nil
 	}
-	for _, e := range c.prev[k] {
-		if e.is(tenant, in) {
-			c.put(k, e)
-			return e
-		}
+	if e := c.prev[k]; e != nil && e.labels == encoded && e.tenant == tenant {
+		c.cur[k] = e
+		return e
 	}
 	return nil
 }
 
-// add caches a new series built from in and returns it. Adding a series
-// that another batch added meanwhile returns that one.
-func (c *seriesCache) add(k uint64, tenant string, in []samples.Label, lset labels.Labels, hash uint64) *cachedSeries {
+// add caches a new series built from labels encoded as encoded and
+// returns it, or the one another batch added meanwhile. It returns nil
+// when the key holds another series (a hash collision, which leaves that
+// series uncached).
+func (c *seriesCache) add(k uint64, tenant, encoded string, lset labels.Labels, hash uint64) *cachedSeries {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.find(k, tenant, in); e != nil {
+	if e := c.find(k, tenant, encoded); e != nil {
 		return e
 	}
-	src := make([]samples.Label, len(in))
-	for i, l := range in {
-		src[i] = samples.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
+	if c.cur[k] != nil {
+		return nil
 	}
-	e := &cachedSeries{tenant: strings.Clone(tenant), src: src, lset: lset, hash: hash}
-	c.put(k, e)
+	e := &cachedSeries{tenant: strings.Clone(tenant), labels: strings.Clone(encoded), lset: lset, hash: hash}
+	c.cur[k] = e
 	return e
-}
-
-// put adds e to the current generation. c.mu is held.
-func (c *seriesCache) put(k uint64, e *cachedSeries) {
-	c.cur[k] = append(c.cur[k], e)
-	c.curLen++
 }
 
 // maybeRotate starts a new generation when the current one is old or
 // full. c.mu is held.
 func (c *seriesCache) maybeRotate() {
 	now := c.now()
-	if c.curLen < c.maxSeries && now.Sub(c.rotated) < c.rotateAfter {
+	if len(c.cur) < c.maxSeries && now.Sub(c.rotated) < c.rotateAfter {
 		return
 	}
-	c.prev, c.cur = c.cur, make(map[uint64][]*cachedSeries, len(c.cur))
-	c.curLen = 0
+	c.prev, c.cur = c.cur, make(map[uint64]*cachedSeries, len(c.cur))
 	c.rotated = now
 }
 

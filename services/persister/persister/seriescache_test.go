@@ -21,31 +21,46 @@ func cachedStore(t *testing.T, maxSeries int) (*store, *tsdb.DB, *time.Time) {
 	return &store{db: db, series: newSeriesCache(func() time.Time { return now }, time.Minute, maxSeries)}, db, &now
 }
 
-// decoded encodes and decodes b, so its strings share a record's memory
-// as in the handler.
-func decoded(t *testing.T, b *samples.Batch) *samples.Batch {
+// decoded is b as the handler has it: decoded from a record, with the
+// encodings of its series' labels.
+type decodedBatch struct {
+	*samples.Batch
+	encoded []string
+}
+
+func decoded(t *testing.T, b *samples.Batch) decodedBatch {
 	t.Helper()
-	d, err := samples.Decode(samples.Encode(nil, b))
+	d := samples.Decoder{EncodeLabels: true}
+	got, err := d.Decode(samples.Encode(nil, b))
 	require.NoError(t, err)
-	return d
+	return decodedBatch{got, d.EncodedLabels()}
+}
+
+func (s *store) appendDecoded(t *testing.T, b decodedBatch) appendResult {
+	t.Helper()
+	res, err := s.appendThen(context.Background(), b.Batch, b.encoded, nil)
+	require.NoError(t, err)
+	return res
+}
+
+func (s *store) prepareDecoded(b decodedBatch) ([]prepared, appendResult) {
+	var res appendResult
+	return prepare(b.Batch, &res, s.series, b.encoded), res
 }
 
 func TestSeriesCacheAppendsByReference(t *testing.T) {
 	st, db, _ := cachedStore(t, 100)
-	first := decoded(t, batch("acme",
+	st.appendDecoded(t, decoded(t, batch("acme",
 		at(series("temp_celsius", "resource", "a"), 0*time.Second, 20),
 		at(series("temp_celsius", "resource", "b", "empty", ""), 0*time.Second, 30),
-	))
-	_, err := st.append(context.Background(), first)
-	require.NoError(t, err)
+	)))
 
 	next := decoded(t, batch("acme",
 		at(series("temp_celsius", "resource", "a"), 10*time.Second, 21),
 		at(series("temp_celsius", "resource", "b", "empty", ""), 10*time.Second, 31),
 		at(series("temp_celsius", "resource", "c"), 10*time.Second, 40),
 	))
-	var res appendResult
-	prepared := prepare(next, &res, st.series)
+	prepared, _ := st.prepareDecoded(next)
 	require.Len(t, prepared, 3)
 	for i, p := range prepared[:2] {
 		require.NotNil(t, p.cached, "series %d seen before", i)
@@ -55,8 +70,7 @@ func TestSeriesCacheAppendsByReference(t *testing.T) {
 	require.Equal(t, `{__name__="temp_celsius", resource="b", tenant="acme"}`, prepared[1].lset.String(), "built as without the cache")
 	require.Zero(t, prepared[2].cached.reference(), "new series: no reference yet")
 
-	res, err = st.append(context.Background(), next)
-	require.NoError(t, err)
+	res := st.appendDecoded(t, next)
 	require.Equal(t, 3, res.appended)
 	require.NotZero(t, prepared[2].cached.reference(), "the cached entry got the new series' reference")
 	require.Equal(t, map[string][]samples.Sample{
@@ -71,14 +85,10 @@ func TestSeriesCacheAppendsByReference(t *testing.T) {
 // right series.
 func TestSeriesCacheStaleReference(t *testing.T) {
 	st, db, _ := cachedStore(t, 100)
-	_, err := st.append(context.Background(), decoded(t, batch("acme", at(series("up", "resource", "a"), 0*time.Second, 1))))
-	require.NoError(t, err)
-	var res appendResult
-	for _, p := range prepare(decoded(t, batch("acme", at(series("up", "resource", "a")))), &res, st.series) {
-		p.cached.setReference(storage.SeriesRef(1 << 40))
-	}
-	_, err = st.append(context.Background(), decoded(t, batch("acme", at(series("up", "resource", "a"), 10*time.Second, 0))))
-	require.NoError(t, err)
+	st.appendDecoded(t, decoded(t, batch("acme", at(series("up", "resource", "a"), 0*time.Second, 1))))
+	prepared, _ := st.prepareDecoded(decoded(t, batch("acme", at(series("up", "resource", "a")))))
+	prepared[0].cached.setReference(storage.SeriesRef(1 << 40))
+	st.appendDecoded(t, decoded(t, batch("acme", at(series("up", "resource", "a"), 10*time.Second, 0))))
 	require.Equal(t, map[string][]samples.Sample{
 		`{__name__="up", resource="a", tenant="acme"}`: {{TimestampMs: ms(0), Value: 1}, {TimestampMs: ms(10 * time.Second), Value: 0}},
 	}, stored(t, db))
@@ -90,35 +100,61 @@ func TestSeriesCacheKeys(t *testing.T) {
 		at(series("m", "a", "1", "b", "2")),
 		samples.Series{Labels: []samples.Label{{Name: "b", Value: "2"}, {Name: "__name__", Value: "m"}, {Name: "a", Value: "1"}}}, // other order, same label set
 		at(series("m", "a", "12")),
-		at(series("m", "a", "1", "b", "2")),
+		at(series("m", "a", "1", "b", "2"), time.Second, 1),
 	))
 	other := decoded(t, batch("other", at(series("m", "a", "1", "b", "2"))))
-	var res appendResult
-	cached, _ := st.series.lookup(b.Tenant, b.Series)
+	cached, _ := st.series.lookup(b.Tenant, b.encoded)
 	require.Equal(t, []*cachedSeries{nil, nil, nil, nil}, cached)
-	prepare(b, &res, st.series)
-	cached, _ = st.series.lookup(b.Tenant, b.Series)
+	st.prepareDecoded(b)
+	cached, _ = st.series.lookup(b.Tenant, b.encoded)
 	require.NotNil(t, cached[0])
 	require.Same(t, cached[0], cached[3], "equal labels share an entry")
 	require.NotSame(t, cached[0], cached[1], "labels in another order are another entry")
 	require.Equal(t, cached[0].lset, cached[1].lset, "of the same label set")
 	require.NotSame(t, cached[0], cached[2])
-	otherCached, _ := st.series.lookup(other.Tenant, other.Series)
+	otherCached, _ := st.series.lookup(other.Tenant, other.encoded)
 	require.Nil(t, otherCached[0], "another tenant's series is another series")
-	prepare(other, &res, st.series)
-	otherCached, _ = st.series.lookup(other.Tenant, other.Series)
+	st.prepareDecoded(other)
+	otherCached, _ = st.series.lookup(other.Tenant, other.encoded)
 	require.Equal(t, `{__name__="m", a="1", b="2", tenant="other"}`, otherCached[0].lset.String())
+
+	// Without encodings (a batch not from a record) the cache is left out.
+	var res appendResult
+	for _, p := range prepare(batch("acme", at(series("m", "a", "1", "b", "2"))), &res, st.series, nil) {
+		require.Nil(t, p.cached)
+	}
+}
+
+// A hash collision leaves the second series uncached: it is still stored
+// under its own labels.
+func TestSeriesCacheCollision(t *testing.T) {
+	st, db, _ := cachedStore(t, 100)
+	a := decoded(t, batch("acme", at(series("m", "s", "a"), 0*time.Second, 1)))
+	b := decoded(t, batch("acme", at(series("m", "s", "b"), 0*time.Second, 2)))
+	st.appendDecoded(t, a)
+	_, keys := st.series.lookup(a.Tenant, a.encoded)
+	_, bKeys := st.series.lookup(b.Tenant, b.encoded)
+	st.series.mu.Lock()
+	st.series.cur[bKeys[0]] = st.series.cur[keys[0]] // b's key now holds a
+	st.series.mu.Unlock()
+	prepared, _ := st.prepareDecoded(b)
+	require.Nil(t, prepared[0].cached)
+	st.appendDecoded(t, b)
+	require.Equal(t, map[string][]samples.Sample{
+		`{__name__="m", s="a", tenant="acme"}`: {{TimestampMs: ms(0), Value: 1}},
+		`{__name__="m", s="b", tenant="acme"}`: {{TimestampMs: ms(0), Value: 2}},
+	}, stored(t, db))
 }
 
 func TestSeriesCacheSkipsRejected(t *testing.T) {
 	st, _, _ := cachedStore(t, 100)
 	b := decoded(t, batch("acme", at(series("m", "tenant", "intruder"), 0*time.Second, 1)))
 	for range 2 {
-		var res appendResult
-		require.Empty(t, prepare(b, &res, st.series))
+		prepared, res := st.prepareDecoded(b)
+		require.Empty(t, prepared)
 		require.Len(t, rejectedOf(res, reasonTenantMismatch), 1, "rejected every time")
 	}
-	cached, _ := st.series.lookup(b.Tenant, b.Series)
+	cached, _ := st.series.lookup(b.Tenant, b.encoded)
 	require.Nil(t, cached[0])
 }
 
@@ -128,8 +164,7 @@ func TestSeriesCacheRotation(t *testing.T) {
 	add := func(names ...string) {
 		t.Helper()
 		for _, n := range names {
-			var res appendResult
-			prepare(decoded(t, batch("acme", at(series(n)))), &res, c)
+			st.prepareDecoded(decoded(t, batch("acme", at(series(n)))))
 		}
 	}
 	has := func(n string) bool {
@@ -137,10 +172,9 @@ func TestSeriesCacheRotation(t *testing.T) {
 		b := decoded(t, batch("acme", at(series(n))))
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		k := c.keyOf(b.Tenant, b.Series[0].Labels)
-		for _, gen := range []map[uint64][]*cachedSeries{c.cur, c.prev} {
-			for _, e := range gen[k] {
-				if e.is(b.Tenant, b.Series[0].Labels) {
+		for _, gen := range []map[uint64]*cachedSeries{c.cur, c.prev} {
+			for _, e := range gen {
+				if e.labels == b.encoded[0] {
 					return true
 				}
 			}
@@ -162,5 +196,5 @@ func TestSeriesCacheRotation(t *testing.T) {
 	for _, n := range []string{"a", "c", "d", "e"} {
 		require.True(t, has(n), n)
 	}
-	require.Equal(t, 1, c.curLen)
+	require.Len(t, c.cur, 1)
 }

@@ -152,6 +152,7 @@ func newService(cfg Config, opts Options, v verifier) (_ *Service, err error) {
 			err = errors.Join(err, s.closeDB())
 		}
 	}()
+	s.decoders.encodeLabels = true // for the series cache
 	s.store = &store{
 		db:       s.db,
 		series:   newSeriesCache(s.now, seriesCacheRotation, seriesCacheMaxSeries),

@@ -171,7 +171,7 @@ type prepared struct {
 // label sets are merged, so each is appended once, in timestamp order.
 // The samples stay in the batch's memory (the handler owns its decoder
 // until it returns) unless a merge needs a copy.
-func prepare(b *samples.Batch, res *appendResult, cache *seriesCache) []prepared {
+func prepare(b *samples.Batch, res *appendResult, cache *seriesCache, encoded []string) []prepared {
 	out := make([]prepared, 0, len(b.Series))
 	// A batch holds a resource's series: few, and almost never two with
 	// one label set, so hashes are compared in a list; a map only for
@@ -184,8 +184,10 @@ func prepare(b *samples.Batch, res *appendResult, cache *seriesCache) []prepared
 	cloned := map[int]bool{}
 	var cached []*cachedSeries
 	var keys []uint64
-	if cache != nil {
-		cached, keys = cache.lookup(b.Tenant, b.Series)
+	if cache == nil || len(encoded) != len(b.Series) {
+		cache = nil
+	} else {
+		cached, keys = cache.lookup(b.Tenant, encoded)
 	}
 	var sb labels.ScratchBuilder
 	for i := range b.Series {
@@ -210,7 +212,7 @@ func prepare(b *samples.Batch, res *appendResult, cache *seriesCache) []prepared
 			}
 			h = lset.Hash()
 			if cache != nil {
-				e = cache.add(keys[i], b.Tenant, s.Labels, lset, h)
+				e = cache.add(keys[i], b.Tenant, encoded[i], lset, h)
 			}
 		}
 		if j, ok := findSeries(out, hashes, byHash, h, lset); ok {
@@ -367,15 +369,17 @@ type refusal struct {
 // value (re-delivery of a batch whose samples fell behind the head since)
 // count as stored; the others come back in the result.
 func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, error) {
-	return s.appendThen(ctx, b, nil)
+	return s.appendThen(ctx, b, nil, nil)
 }
 
 // appendThen is append calling appended, if set, once b's samples are in
 // the open group, before it waits for the commit: the next batch of the
-// partition may append then and share the commit.
-func (s *store) appendThen(ctx context.Context, b *samples.Batch, appended func()) (appendResult, error) {
+// partition may append then and share the commit. encoded, if it holds
+// the encoding of each series' labels (samples.Decoder.EncodedLabels),
+// finds the series in the store's cache.
+func (s *store) appendThen(ctx context.Context, b *samples.Batch, encoded []string, appended func()) (appendResult, error) {
 	var res appendResult
-	series := prepare(b, &res, s.series)
+	series := prepare(b, &res, s.series, encoded)
 
 	s.mu.Lock()
 	g := s.open

@@ -256,7 +256,7 @@ func TestPrepareLeavesBatchForRetry(t *testing.T) {
 			var results [2]appendResult
 			var prepared [2][]prepared
 			for i := range results {
-				prepared[i] = prepare(b, &results[i], nil)
+				prepared[i] = prepare(b, &results[i], nil, nil)
 			}
 			require.Equal(t, results[0], results[1])
 			require.Equal(t, prepared[0], prepared[1])
@@ -286,29 +286,31 @@ func TestGroupCommit(t *testing.T) {
 		mu.Unlock()
 	}}
 	const n = 64
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			b := &samples.Batch{Tenant: "t", Series: []samples.Series{{
-				Labels:  []samples.Label{{Name: "__name__", Value: "m"}, {Name: "i", Value: strconv.Itoa(i)}},
-				Samples: []samples.Sample{{TimestampMs: 1000, Value: float64(i)}},
-			}}}
-			res, err := st.append(context.Background(), b)
-			require.NoError(t, err)
-			require.Equal(t, 1, res.appended)
-			// Committed before append returned: a query sees it.
-			got, err := st.storedValues(context.Background(), labels.FromStrings("__name__", "m", "i", strconv.Itoa(i), TenantLabel, "t"), 1000, 1000)
-			require.NoError(t, err)
-			require.Equal(t, map[int64]float64{1000: float64(i)}, got)
-		})
+	// Twice, so the second round finds the series in the cache.
+	for _, ts := range []int64{1000, 2000} {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				b := decoded(t, &samples.Batch{Tenant: "t", Series: []samples.Series{{
+					Labels:  []samples.Label{{Name: "__name__", Value: "m"}, {Name: "i", Value: strconv.Itoa(i)}},
+					Samples: []samples.Sample{{TimestampMs: ts, Value: float64(i)}},
+				}}})
+				res := st.appendDecoded(t, b)
+				require.Equal(t, 1, res.appended)
+				// Committed before append returned: a query sees it.
+				got, err := st.storedValues(context.Background(), labels.FromStrings("__name__", "m", "i", strconv.Itoa(i), TenantLabel, "t"), ts, ts)
+				require.NoError(t, err)
+				require.Equal(t, map[int64]float64{ts: float64(i)}, got)
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	total := 0
 	for _, c := range commits {
 		total += c
 	}
-	require.Equal(t, n, total, "every batch committed once")
-	t.Logf("%d batches in %d commits", n, len(commits))
+	require.Equal(t, 2*n, total, "every batch committed once")
+	t.Logf("%d batches in %d commits", 2*n, len(commits))
 }
