@@ -236,22 +236,10 @@ func TestDecodeMultiBlockArrays(t *testing.T) {
 	var body []byte
 	body = appendLong(body, 1) // tenant "t"
 	body = append(body, 't')
-	body = appendLong(body, 0)  // source ""
-	body = appendLong(body, -1) // series: block of 1 with byte size
-	body = appendLong(body, 99) // byte size (ignored)
-	// series[0].labels: a block of 1, then a block of 1 with size, then end
-	body = appendLong(body, 1)
-	body = appendLong(body, 1)
-	body = append(body, 'a')
-	body = appendLong(body, 1)
-	body = append(body, 'b')
-	body = appendLong(body, -1)
-	body = appendLong(body, 4)
-	body = appendLong(body, 1)
-	body = append(body, 'c')
-	body = appendLong(body, 1)
-	body = append(body, 'd')
-	body = appendLong(body, 0)
+	body = appendLong(body, 0)               // source ""
+	body = appendLong(body, -1)              // series: block of 1 with byte size
+	body = appendLong(body, 99)              // byte size (ignored)
+	body = append(body, twoBlockLabels()...) // series[0].labels
 	// samples: two blocks of one
 	for i := range 2 {
 		body = appendLong(body, 1)
@@ -333,21 +321,7 @@ func TestEncodedLabels(t *testing.T) {
 }
 
 func TestDecodeMultiBlockEncodedLabels(t *testing.T) {
-	// series[0] of TestDecodeMultiBlockArrays: labels in two blocks.
-	var labelsBlock []byte
-	for _, v := range []int64{1, 1} {
-		labelsBlock = appendLong(labelsBlock, v)
-	}
-	labelsBlock = append(labelsBlock, 'a')
-	labelsBlock = appendLong(labelsBlock, 1)
-	labelsBlock = append(labelsBlock, 'b')
-	labelsBlock = appendLong(labelsBlock, -1)
-	labelsBlock = appendLong(labelsBlock, 4)
-	labelsBlock = appendLong(labelsBlock, 1)
-	labelsBlock = append(labelsBlock, 'c')
-	labelsBlock = appendLong(labelsBlock, 1)
-	labelsBlock = append(labelsBlock, 'd')
-	labelsBlock = appendLong(labelsBlock, 0)
+	labelsBlock := twoBlockLabels()
 	body := appendLong(nil, 0) // tenant ""
 	body = appendLong(body, 0) // source ""
 	body = appendLong(body, 1) // series: block of 1
@@ -360,6 +334,23 @@ func TestDecodeMultiBlockEncodedLabels(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, labels("a", "b", "c", "d"), b.Series[0].Labels)
 	require.Equal(t, []string{string(labelsBlock)}, d.EncodedLabels())
+}
+
+// twoBlockLabels is the labels array a=b, c=d in a block of 1, then a
+// block of 1 with its byte size.
+func twoBlockLabels() []byte {
+	b := appendLong(nil, 1)
+	b = appendLong(b, 1)
+	b = append(b, 'a')
+	b = appendLong(b, 1)
+	b = append(b, 'b')
+	b = appendLong(b, -1)
+	b = appendLong(b, 4)
+	b = appendLong(b, 1)
+	b = append(b, 'c')
+	b = appendLong(b, 1)
+	b = append(b, 'd')
+	return appendLong(b, 0)
 }
 
 func header(fp uint64) []byte {
