@@ -150,6 +150,7 @@ func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 func deadLetter(pub message.Publisher, topic, stage string, m *routerMetrics, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
+			growStack()
 			start := time.Now()
 			handler := message.HandlerNameFromCtx(msg.Context())
 			defer func() { m.duration.WithLabelValues(handler).Observe(time.Since(start).Seconds()) }()
