@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 )
@@ -32,6 +34,8 @@ type seriesCache struct {
 	rotateAfter time.Duration
 	maxSeries   int
 
+	hits, misses prometheus.Counter
+
 	mu        sync.Mutex
 	cur, prev map[uint64]*cachedSeries
 	rotated   time.Time
@@ -46,11 +50,28 @@ type cachedSeries struct {
 	ref    atomic.Uint64
 }
 
-func newSeriesCache(now func() time.Time, rotateAfter time.Duration, maxSeries int) *seriesCache {
-	return &seriesCache{
+// newSeriesCache returns an empty cache whose metrics reg registers (nil:
+// none).
+func newSeriesCache(now func() time.Time, rotateAfter time.Duration, maxSeries int, reg prometheus.Registerer) *seriesCache {
+	c := &seriesCache{
 		now: now, seed: maphash.MakeSeed(), rotateAfter: rotateAfter, maxSeries: maxSeries,
 		cur: map[uint64]*cachedSeries{}, rotated: now(),
 	}
+	f := promauto.With(reg)
+	lookups := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "tmaflow_persister_series_cache_lookups_total",
+		Help: "Series of topic-metrics batches looked up in the series cache, by result: hit (appended by reference) or miss (labels built and looked up in the TSDB head).",
+	}, []string{"result"})
+	c.hits, c.misses = lookups.WithLabelValues("hit"), lookups.WithLabelValues("miss")
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tmaflow_persister_series_cache_series",
+		Help: "Series in the series cache, both generations (a series promoted to the current one counted twice).",
+	}, func() float64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return float64(len(c.cur) + len(c.prev))
+	})
+	return c
 }
 
 // Defaults of the series cache: a series reporting at least every ten
@@ -68,12 +89,17 @@ func (c *seriesCache) lookup(tenant string, encoded []string) (found []*cachedSe
 	for i, e := range encoded {
 		keys[i] = th ^ maphash.String(c.seed, e)
 	}
+	hits := 0
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.maybeRotate()
 	for i, k := range keys {
-		found[i] = c.find(k, tenant, encoded[i])
+		if found[i] = c.find(k, tenant, encoded[i]); found[i] != nil {
+			hits++
+		}
 	}
+	c.mu.Unlock()
+	c.hits.Add(float64(hits))
+	c.misses.Add(float64(len(keys) - hits))
 	return found, keys
 }
 

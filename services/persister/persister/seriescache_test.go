@@ -2,9 +2,12 @@ package persister
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
@@ -18,7 +21,7 @@ func cachedStore(t *testing.T, maxSeries int) (*store, *tsdb.DB, *time.Time) {
 	t.Helper()
 	now := base
 	db := openTestDB(t, time.Hour)
-	return &store{db: db, series: newSeriesCache(func() time.Time { return now }, time.Minute, maxSeries)}, db, &now
+	return &store{db: db, series: newSeriesCache(func() time.Time { return now }, time.Minute, maxSeries, nil)}, db, &now
 }
 
 // decoded is b as the handler has it: decoded from a record, with the
@@ -78,6 +81,26 @@ func TestSeriesCacheAppendsByReference(t *testing.T) {
 		`{__name__="temp_celsius", resource="b", tenant="acme"}`: {{TimestampMs: ms(0), Value: 30}, {TimestampMs: ms(10 * time.Second), Value: 31}},
 		`{__name__="temp_celsius", resource="c", tenant="acme"}`: {{TimestampMs: ms(10 * time.Second), Value: 40}},
 	}, stored(t, db))
+	require.Equal(t, 5.0, testutil.ToFloat64(st.series.hits))
+	require.Equal(t, 3.0, testutil.ToFloat64(st.series.misses), "a, b, then c")
+}
+
+func TestSeriesCacheMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := newSeriesCache(time.Now, time.Minute, 10, reg)
+	var res appendResult
+	b := decoded(t, batch("acme", at(series("m", "a", "1")), at(series("m", "a", "2"))))
+	prepare(b.Batch, &res, c, b.encoded)
+	prepare(b.Batch, &res, c, b.encoded)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP tmaflow_persister_series_cache_lookups_total Series of topic-metrics batches looked up in the series cache, by result: hit (appended by reference) or miss (labels built and looked up in the TSDB head).
+# TYPE tmaflow_persister_series_cache_lookups_total counter
+tmaflow_persister_series_cache_lookups_total{result="hit"} 2
+tmaflow_persister_series_cache_lookups_total{result="miss"} 2
+# HELP tmaflow_persister_series_cache_series Series in the series cache, both generations (a series promoted to the current one counted twice).
+# TYPE tmaflow_persister_series_cache_series gauge
+tmaflow_persister_series_cache_series 2
+`)))
 }
 
 // A reference the head no longer knows (the series was dropped by head

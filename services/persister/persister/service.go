@@ -155,7 +155,7 @@ func newService(cfg Config, opts Options, v verifier) (_ *Service, err error) {
 	s.decoders.encodeLabels = true // for the series cache
 	s.store = &store{
 		db:       s.db,
-		series:   newSeriesCache(s.now, seriesCacheRotation, seriesCacheMaxSeries),
+		series:   newSeriesCache(s.now, seriesCacheRotation, seriesCacheMaxSeries, opts.Registry),
 		onCommit: func(n int) { s.ingest.commitSize.Observe(float64(n)) },
 	}
 	if s.meta, err = newMetadataStore(cfg.TSDB.Path); err != nil {

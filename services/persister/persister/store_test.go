@@ -280,7 +280,7 @@ func TestGroupCommit(t *testing.T) {
 		mu      sync.Mutex
 		commits []int
 	)
-	st := &store{db: db, series: newSeriesCache(time.Now, time.Minute, 1000), onCommit: func(n int) {
+	st := &store{db: db, series: newSeriesCache(time.Now, time.Minute, 1000, nil), onCommit: func(n int) {
 		mu.Lock()
 		commits = append(commits, n)
 		mu.Unlock()
