@@ -182,38 +182,13 @@ func prepare(b *samples.Batch, res *appendResult, cache *seriesCache, encoded []
 		byHash = make(map[uint64][]int, len(b.Series))
 	}
 	cloned := map[int]bool{}
-	var cached []*cachedSeries
-	var keys []uint64
-	if cache == nil || len(encoded) != len(b.Series) {
-		cache = nil
-	} else {
-		cached, keys = cache.lookup(b.Tenant, encoded)
-	}
-	var sb labels.ScratchBuilder
+	sl := newSeriesLabeler(b, cache, encoded)
 	for i := range b.Series {
 		s := &b.Series[i]
-		var (
-			lset labels.Labels
-			h    uint64
-			e    *cachedSeries
-		)
-		if cached != nil && cached[i] != nil {
-			e = cached[i]
-			lset, h = e.lset, e.hash
-		} else {
-			var (
-				reason string
-				err    error
-			)
-			lset, reason, err = seriesLabels(&sb, s.Labels, b.Tenant)
-			if err != nil {
-				res.reject(reason, err.Error(), b, s.Labels, s.Metadata, s.Samples...)
-				continue
-			}
-			h = lset.Hash()
-			if cache != nil {
-				e = cache.add(keys[i], b.Tenant, encoded[i], lset, h)
-			}
+		lset, h, e, reason, err := sl.labels(i)
+		if err != nil {
+			res.reject(reason, err.Error(), b, s.Labels, s.Metadata, s.Samples...)
+			continue
 		}
 		if j, ok := findSeries(out, hashes, byHash, h, lset); ok {
 			if !cloned[j] {
@@ -263,6 +238,47 @@ func prepare(b *samples.Batch, res *appendResult, cache *seriesCache, encoded []
 		p.samples = kept
 	}
 	return out
+}
+
+// seriesLabeler gives the label sets of a batch's series: from the
+// series cache when the batch's label encodings are known and the series
+// is cached, else built (and then cached).
+type seriesLabeler struct {
+	b       *samples.Batch
+	cache   *seriesCache // nil: build every label set
+	encoded []string
+	cached  []*cachedSeries
+	keys    []uint64
+	sb      labels.ScratchBuilder
+}
+
+func newSeriesLabeler(b *samples.Batch, cache *seriesCache, encoded []string) seriesLabeler {
+	sl := seriesLabeler{b: b}
+	if cache != nil && len(encoded) == len(b.Series) {
+		sl.cache, sl.encoded = cache, encoded
+		sl.cached, sl.keys = cache.lookup(b.Tenant, encoded)
+	}
+	return sl
+}
+
+// labels returns series i's label set, its hash and its cache entry (nil
+// without a cache), or the rejection reason and error of labels that
+// cannot be stored.
+func (sl *seriesLabeler) labels(i int) (labels.Labels, uint64, *cachedSeries, string, error) {
+	if sl.cache != nil && sl.cached[i] != nil {
+		e := sl.cached[i]
+		return e.lset, e.hash, e, "", nil
+	}
+	lset, reason, err := seriesLabels(&sl.sb, sl.b.Series[i].Labels, sl.b.Tenant)
+	if err != nil {
+		return labels.EmptyLabels(), 0, nil, reason, err
+	}
+	h := lset.Hash()
+	var e *cachedSeries
+	if sl.cache != nil {
+		e = sl.cache.add(sl.keys[i], sl.b.Tenant, sl.encoded[i], lset, h)
+	}
+	return lset, h, e, "", nil
 }
 
 // maxLinearMerge is the most series prepare compares in a list.
