@@ -210,34 +210,16 @@ func (sub *subscription) runGroup(ctx context.Context) {
 		sub.s.logger.Info("joined consumer group", "group", sub.group, "topic", sub.topic, "generation", gen.ID, "partitions", ids)
 
 		oc := newOffsetCommitter(gen, sub.topic)
-		offsets := make(map[int]int64, len(assigned))
 		for _, a := range assigned {
-			offsets[a.ID] = a.Offset
-		}
-		f := sub.newFetcher(offsets)
-		if len(assigned) == 0 {
-			continue
-		}
-		// Counted here too: the group does not wait for functions started
-		// on a generation that already ended, and out must not be closed
-		// while one could still send.
-		partitions.Add(1)
-		gen.Start(func(gctx context.Context) {
-			defer partitions.Done()
-			fctx, cancel := context.WithCancel(gctx)
-			defer cancel()
-			stop := context.AfterFunc(ctx, cancel)
-			defer stop()
-			f.run(fctx)
-			// Returning ends the generation; on our own shutdown wait for
-			// Close to end it, so the group does not rejoin first.
-			<-gctx.Done()
-		})
-		for _, a := range assigned {
+			// Counted here too: the group does not wait for functions
+			// started on a generation that already ended, and out must not
+			// be closed while one could still send.
 			partitions.Add(1)
 			gen.Start(func(gctx context.Context) {
 				defer partitions.Done()
-				sub.consumePartition(ctx, gctx, a.ID, f.feed(a.ID), oc)
+				sub.consumePartition(ctx, gctx, a.ID, a.Offset, oc)
+				// Returning ends the generation; on our own shutdown wait
+				// for Close to end it, so the group does not rejoin first.
 				<-gctx.Done()
 			})
 		}
@@ -274,37 +256,34 @@ func (sub *subscription) runStandalone(ctx context.Context) {
 			return
 		}
 	}
-	offsets := make(map[int]int64, len(ids))
-	for _, id := range ids {
-		offsets[id] = sub.s.cfg.startOffset()
-	}
-	f := sub.newFetcher(offsets)
 	var wg sync.WaitGroup
-	wg.Go(func() { f.run(ctx) })
 	for _, id := range ids {
-		wg.Go(func() { sub.consumePartition(ctx, ctx, id, f.feed(id), nil) })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub.consumePartition(ctx, ctx, id, sub.s.cfg.startOffset(), nil)
+		}()
 	}
 	wg.Wait()
-}
-
-// newFetcher returns a fetcher of the subscription's topic from offsets
-// (partition → offset).
-func (sub *subscription) newFetcher(offsets map[int]int64) *fetcher {
-	return newFetcher(sub.topic, sub.s.admin.client, newFetchConfig(sub.s.cfg), sub.s.logger, offsets)
-}
-
-// recordSource is a partition's records in order: a fetcher's feed.
-type recordSource interface {
-	FetchMessage(ctx context.Context) (kafka.Message, error)
-	Close() error
 }
 
 // consumePartition delivers the records of one partition in order, from
 // offset until ctx (the subscription) or gctx (the group generation)
 // ends, with at most Config.MaxInFlight of them unacknowledged. oc is nil
 // without a group.
-func (sub *subscription) consumePartition(ctx, gctx context.Context, partition int, r recordSource, oc *offsetCommitter) {
+func (sub *subscription) consumePartition(ctx, gctx context.Context, partition int, offset int64, oc *offsetCommitter) {
 	cfg := sub.s.cfg
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     cfg.Brokers,
+		Topic:       sub.topic,
+		Partition:   partition,
+		Dialer:      cfg.dialer(),
+		MinBytes:    1,
+		MaxBytes:    cfg.FetchMaxBytes,
+		MaxWait:     cfg.FetchMaxWait,
+		Logger:      sub.s.info,
+		ErrorLogger: sub.s.errLog,
+	})
 	fetchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(gctx, cancel)
@@ -323,13 +302,19 @@ func (sub *subscription) consumePartition(ctx, gctx context.Context, partition i
 		// may be closed.
 		w.wg.Wait()
 		if err := r.Close(); err != nil {
-			sub.s.logger.Warn("close partition feed", "topic", sub.topic, "partition", partition, "err", err)
+			sub.s.logger.Warn("close partition reader", "topic", sub.topic, "partition", partition, "err", err)
 		}
 		if oc != nil {
 			sub.commit(oc)
 		}
 		sub.s.metrics.lag.DeleteLabelValues(sub.topic, sub.group, strconv.Itoa(partition))
 	}()
+	if err := r.SetOffset(offset); err != nil {
+		sub.s.logger.Error("seek partition", "topic", sub.topic, "partition", partition, "offset", offset, "err", err)
+		return
+	}
+
+	failing := false
 	var prev *bus.Turn
 	for {
 		select {
@@ -337,12 +322,25 @@ func (sub *subscription) consumePartition(ctx, gctx context.Context, partition i
 		case <-fetchCtx.Done():
 			return
 		}
-		// The fetcher retries failed fetches and logs outages; a feed
-		// ends only with fetchCtx.
 		rec, err := r.FetchMessage(fetchCtx)
 		if err != nil {
 			<-w.slots
-			return
+			if fetchCtx.Err() != nil {
+				return
+			}
+			// The reader retries by itself and reports each failed attempt
+			// after the first few: warn once per outage.
+			lvl := slog.LevelWarn
+			if failing {
+				lvl = slog.LevelDebug
+			}
+			failing = true
+			sub.s.logger.Log(fetchCtx, lvl, "fetch", "topic", sub.topic, "partition", partition, "err", err)
+			continue
+		}
+		if failing {
+			failing = false
+			sub.s.logger.Info("fetch recovered", "topic", sub.topic, "partition", partition)
 		}
 		var turn *bus.Turn
 		if cap(w.slots) > 1 {
