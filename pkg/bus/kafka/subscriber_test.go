@@ -2,12 +2,14 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
@@ -137,4 +139,34 @@ func TestPartitionsDeliveredConcurrently(t *testing.T) {
 	require.Eventually(t, func() bool { return gathered(t, reg, "tmaflow_kafka_consumer_lag_records") == 0 }, time.Second, 10*time.Millisecond)
 	second.Ack()
 	require.Eventually(t, func() bool { return gathered(t, reg, "tmaflow_kafka_consumer_lag_records") == 1 }, time.Second, 10*time.Millisecond)
+}
+
+// A group member reads partitions led by different brokers.
+func TestSubscribeAcrossLeaders(t *testing.T) {
+	brokers := newCluster(t, kfake.NumBrokers(3))
+	cfg := testConfig(brokers)
+	cfg.ConsumerGroup = "g"
+	cfg.MaxInFlight = 16
+	pub, err := kafka.NewPublisher(cfg, testLogger(t), nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, pub.Close()) }()
+	want := map[string]bool{}
+	for i := range 40 {
+		p := fmt.Sprintf("m%d", i)
+		publishKeyed(t, pub, "spread", p, p)
+		want[p] = true
+	}
+	sub, msgs := subscribe(t, cfg, nil, "spread")
+	defer func() { require.NoError(t, sub.Close()) }()
+	got := map[string]bool{}
+	partitions := map[int]bool{}
+	for range want {
+		m := receive(t, msgs)
+		got[string(m.Payload)] = true
+		rec, _ := kafka.RecordFromContext(m.Context())
+		partitions[rec.Partition] = true
+		m.Ack()
+	}
+	require.Equal(t, want, got)
+	require.Len(t, partitions, 8, "40 keys cover the 8 partitions")
 }
