@@ -36,13 +36,13 @@ test: fmt-check vet modules-check
 	$(MAKE) fuzz
 
 # Every module builds on its own (GOWORK=off, through its replace
-# directives) and its go.mod and go.sum are tidy, so dependency drift shows
-# here and not in a user's build.
+# directives), so a requirement missing from a go.mod shows here and not
+# in a user's build. (Not go mod tidy -diff: that downloads the test
+# dependencies of every dependency, 2 GB from an empty module cache.)
 MODULES := pkg schemas $(addprefix services/,$(SERVICES) ruler)
 modules-check:
 	@for m in $(MODULES); do \
-	  (cd $$m && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "$$m: go.mod/go.sum not tidy (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
-	  (cd $$m && GOWORK=off $(GO) build ./...) || { echo "$$m: does not build with GOWORK=off"; exit 1; }; \
+	  (cd $$m && GOWORK=off $(GO) build ./...) || { echo "$$m: does not build with GOWORK=off (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
 	done
 
 vet:
