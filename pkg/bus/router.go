@@ -79,6 +79,7 @@ const maxErrorHeader = 1024
 
 // NewRouter returns a Watermill router whose handlers run inside, from the
 // outside in:
+//   - growing the handler goroutine's stack once (growStack);
 //   - a dead-letter stage: a message whose handler still fails is published
 //     to the DLQ topic with its original key, payload and metadata plus the
 //     error, source-topic and stage headers, and then acknowledged. If that
@@ -115,6 +116,7 @@ func NewRouter(opts RouterOptions) (*message.Router, error) {
 	}
 	m := newRouterMetrics(opts.Registerer)
 	r.AddMiddleware(
+		grownStack,
 		deadLetter(opts.DLQ, topic, opts.Stage, m, logger),
 		retry(cfg, m, logger),
 		recoverer(logger),
@@ -150,7 +152,6 @@ func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 func deadLetter(pub message.Publisher, topic, stage string, m *routerMetrics, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			growStack()
 			start := time.Now()
 			handler := message.HandlerNameFromCtx(msg.Context())
 			defer func() { m.duration.WithLabelValues(handler).Observe(time.Since(start).Seconds()) }()

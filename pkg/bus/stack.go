@@ -1,5 +1,7 @@
 package bus
 
+import "github.com/ThreeDotsLabs/watermill/message"
+
 // handlerStack is the stack a handler's goroutine is grown to before the
 // handler runs: enough for the services' handlers, whose deepest paths
 // (TMA decoding, TSDB appends, producing) then never grow it again.
@@ -10,6 +12,16 @@ const handlerStack = 16 << 10
 // once to handlerStack (the runtime doubles it until the frame fits), and
 // less than handlerStack, so a stack that size is left alone.
 const growFrame = handlerStack/2 - 1<<10
+
+// grownStack is the router's outermost middleware: it grows the stack of
+// the goroutine Watermill starts for the message before anything else
+// runs on it.
+func grownStack(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		growStack()
+		return h(msg)
+	}
+}
 
 // growStack grows the calling goroutine's stack to handlerStack in one
 // step. Watermill runs every message's handler on a new goroutine, which

@@ -222,12 +222,7 @@ func (b *bench) printReport(rep Report) {
 	b.printf("\n== summary ==\n")
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	_, _ = fmt.Fprintln(tw, "run\toffered/s\taccepted/s\tstored/s\tlag min–max (records)\tlag slope/s\tRSS MiB\tCPU cores\tsustained\t")
-	all := append([]*Measurement{}, rep.Attempts...)
-	for _, p := range []*Measurement{rep.Prometheus, rep.PrometheusSameShape} {
-		if p != nil {
-			all = append(all, p)
-		}
-	}
+	all := append(append([]*Measurement{}, rep.Attempts...), rep.prometheusRuns()...)
 	for _, m := range all {
 		lo, hi := m.LagRange()
 		rlo, rhi := m.RSSRange()
@@ -251,11 +246,9 @@ func (b *bench) printReport(rep Report) {
 	} else {
 		b.printf("\ntmaflow sustained none of the rates tried\n")
 	}
-	for _, p := range []*Measurement{rep.Prometheus, rep.PrometheusSameShape} {
-		if p != nil {
-			b.printf("\n%s (remote write, closed loop): %.0f samples/s stored\n", p.Name, p.Stored())
-			printTimeline(b.out, p)
-		}
+	for _, p := range rep.prometheusRuns() {
+		b.printf("\n%s (remote write, closed loop): %.0f samples/s stored\n", p.Name, p.Stored())
+		printTimeline(b.out, p)
 	}
 	if r := rep.Ratio(); r > 0 {
 		b.printf("\nratio tmaflow/%s: %.2f\n", rep.Prometheus.Name, r)

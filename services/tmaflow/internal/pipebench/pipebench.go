@@ -149,6 +149,17 @@ func (r Report) Ratio() float64 { return r.ratioTo(r.Prometheus) }
 // from requests of the same size.
 func (r Report) RatioSameShape() float64 { return r.ratioTo(r.PrometheusSameShape) }
 
+// prometheusRuns is the Prometheus measurements that ran, in run order.
+func (r Report) prometheusRuns() []*Measurement {
+	var out []*Measurement
+	for _, p := range []*Measurement{r.Prometheus, r.PrometheusSameShape} {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func (r Report) ratioTo(p *Measurement) float64 {
 	if r.Best == nil || p == nil || p.Stored() == 0 {
 		return 0
