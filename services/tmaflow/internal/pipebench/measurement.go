@@ -101,6 +101,16 @@ func (m *Measurement) CPU() float64 {
 	return m.rate(func(p Point) float64 { return p.CPU.Seconds() })
 }
 
+// CPUPerSample is the server's CPU per stored sample in the window, 0
+// when nothing was stored.
+func (m *Measurement) CPUPerSample() time.Duration {
+	stored := m.Stored()
+	if stored <= 0 {
+		return 0
+	}
+	return time.Duration(m.CPU() / stored * float64(time.Second))
+}
+
 // Failed is the requests that failed in the window.
 func (m *Measurement) Failed() int64 {
 	a, b := m.window()
@@ -255,6 +265,9 @@ func (b *bench) printReport(rep Report) {
 	}
 	if r := rep.RatioSameShape(); r > 0 {
 		b.printf("ratio tmaflow/%s (requests of the same size): %.2f\n", rep.PrometheusSameShape.Name, r)
+	}
+	if bud, ok := rep.Budget(); ok {
+		b.printBudget(bud)
 	}
 	if p := rep.Profile; p != nil {
 		benchkit.PrintProfile(b.out, p)

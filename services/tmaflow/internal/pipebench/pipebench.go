@@ -140,6 +140,8 @@ type Report struct {
 	// size; nil if not run or the same as Prometheus.
 	PrometheusSameShape *Measurement
 	Series              int
+
+	profiled *Measurement // the run Profile is of
 }
 
 // Ratio is tmaflow's sustained stored rate over Prometheus's.
@@ -392,7 +394,7 @@ func (b *bench) profileBest(ctx context.Context, rep *Report) error {
 		return nil
 	}
 	s.Run = r.Name
-	rep.Profile = &s
+	rep.Profile, rep.profiled = &s, r
 	return nil
 }
 

@@ -3,6 +3,7 @@ package pipebench
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,69 @@ func TestRatios(t *testing.T) {
 			require.InDelta(t, tc.sameSize, tc.rep.RatioSameShape(), 1e-9)
 		})
 	}
+}
+
+func TestBudget(t *testing.T) {
+	// run makes a measurement storing stored samples/s on cores of CPU.
+	run := func(name string, stored, cores float64) *Measurement {
+		ps := points(0, 0, 0, 0, 0)
+		for i := range ps {
+			ps[i].Stored = float64(i) * stored
+			ps[i].CPU = time.Duration(float64(i) * cores * float64(time.Second))
+		}
+		return &Measurement{Name: name, DataItems: 20, Points: ps}
+	}
+	tmaflow := run("rate 2", 100_000, 1.5) // 15 µs per sample
+	profile := &benchkit.ProfileSummary{Total: 10 * time.Second, Services: []benchkit.Share{
+		{Name: partKafkaClients, CPU: 4 * time.Second},
+		{Name: "persister", CPU: 3 * time.Second},
+		{Name: partBroker, CPU: 2 * time.Second},
+		{Name: "labeler", CPU: time.Second},
+	}}
+	rep := Report{
+		Best:                tmaflow,
+		Prometheus:          run("prometheus-2000", 500_000, 1.5), // 3 µs
+		PrometheusSameShape: run("prometheus-20", 150_000, 1.5),   // 10 µs
+		Profile:             profile,
+		profiled:            tmaflow,
+	}
+	bud, ok := rep.Budget()
+	require.True(t, ok)
+	require.Equal(t, "rate 2", bud.Run)
+	require.InDelta(t, 15*time.Microsecond, bud.PerSample, 1)
+	require.Equal(t, []string{partKafkaClients, "persister", partBroker, "labeler"}, names(bud.Parts))
+	require.InDelta(t, 6*time.Microsecond, bud.Parts[0].PerSample, 1)
+	require.InDelta(t, 1.5*float64(time.Microsecond), bud.Parts[3].PerSample, 1)
+	require.InDelta(t, 9*time.Microsecond, bud.Kafka, 2, "clients and broker")
+	require.Equal(t, []string{"prometheus-2000", "prometheus-20"}, names(bud.Prometheus))
+	require.InDelta(t, 3*time.Microsecond, bud.Prometheus[0].PerSample, 1)
+	require.InDelta(t, 10*time.Microsecond, bud.Prometheus[1].PerSample, 1)
+	require.InDelta(t, 0.2, bud.Prometheus[0].StoredRatio, 1e-9)
+	require.InDelta(t, 100.0/150, bud.Prometheus[1].StoredRatio, 1e-9)
+
+	var out strings.Builder
+	(&bench{out: &out}).printBudget(bud)
+	require.Contains(t, out.String(), "Kafka (clients + embedded broker) takes 9.0 µs of tmaflow's 15.0 µs per sample; the rest takes 6.0 µs.")
+	require.Contains(t, out.String(), "prometheus-20 spends 10.0 µs on a whole sample: the CPU allows tmaflow a ratio of 0.67 to it (stored: 0.67).")
+
+	t.Run("without a profile", func(t *testing.T) {
+		rep := rep
+		rep.Profile = nil
+		_, ok := rep.Budget()
+		require.False(t, ok)
+	})
+	t.Run("profiled run stored nothing", func(t *testing.T) {
+		rep := rep
+		rep.profiled = run("rate 3", 0, 1.5)
+		_, ok := rep.Budget()
+		require.False(t, ok)
+	})
+}
+
+func names(parts []BudgetPart) []string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = p.Name
+	}
+	return out
 }
