@@ -93,7 +93,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.FetchMaxWait, "kafka.fetch-max-wait", 500*time.Millisecond, "Longest an idle fetch waits on the broker; also how long giving up a partition can take.")
 	f.IntVar(&c.FetchMaxBytes, "kafka.fetch-max-bytes", 1<<20, "Most bytes fetched per partition and request.")
 	f.DurationVar(&c.NackBackoff, "kafka.nack-backoff", 100*time.Millisecond, "Delay before a nacked message is delivered again.")
-	f.IntVar(&c.MaxInFlight, "kafka.max-in-flight", 16, "Records of one partition handed to handlers before the first is acknowledged; handlers that must keep the partition's order take turns (1: one record at a time). Offsets are committed only below the first unacknowledged record.")
+	f.IntVar(&c.MaxInFlight, "kafka.max-in-flight", 64, "Records of one partition handed to handlers before the first is acknowledged; handlers that must keep the partition's order take turns (1: one record at a time). Offsets are committed only below the first unacknowledged record.")
 	c.TLS.registerFlags(f)
 	c.SASL.registerFlags(f)
 }
