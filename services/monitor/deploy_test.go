@@ -1,0 +1,18 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/tmaflow/tmaflow/pkg/deploytest"
+)
+
+// TestDeployments: the command lines and TMAFLOW_* variables that
+// docker-compose.yml and deploy/k8s give the monitor are its flags.
+func TestDeployments(t *testing.T) {
+	deploytest.CheckService(t, "../..", "monitor", func(args []string, stderr io.Writer) error {
+		return runMain(context.Background(), args, strings.NewReader(""), io.Discard, stderr)
+	})
+}
