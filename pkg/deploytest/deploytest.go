@@ -30,32 +30,31 @@ type Use struct {
 }
 
 // Uses reads how root's docker-compose.yml, deploy/k8s/base and each
-// overlay in deploy/k8s/overlays run service. A service a file does not
-// run has no Use from it.
-func Uses(root, service string) ([]Use, error) {
+// overlay in deploy/k8s/overlays run svc. A service a file does not run
+// has no Use from it.
+func Uses(root, svc string) ([]Use, error) {
 	var uses []Use
-	compose, ok, err := composeUse(filepath.Join(root, "docker-compose.yml"), service)
+	compose, ok, err := composeUse(filepath.Join(root, "docker-compose.yml"), svc)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
 		uses = append(uses, compose)
 	}
-	base := filepath.Join(root, "deploy", "k8s", "base")
-	baseUse, ok, err := kustomizeUse(base, service, nil)
+	base, baseMaps, ok, err := baseUse(filepath.Join(root, "deploy", "k8s", "base"), svc)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return uses, nil
 	}
-	uses = append(uses, baseUse)
+	uses = append(uses, base)
 	overlays, err := filepath.Glob(filepath.Join(root, "deploy", "k8s", "overlays", "*", "kustomization.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range overlays {
-		u, _, err := kustomizeUse(filepath.Dir(k), service, &baseUse)
+		u, err := overlayUse(filepath.Dir(k), svc, base, baseMaps)
 		if err != nil {
 			return nil, err
 		}
@@ -69,15 +68,15 @@ func Uses(root, service string) ([]Use, error) {
 type Main func(args []string, stderr io.Writer) error
 
 // CheckService fails t for every problem (see Problems) of every
-// deployment of service in root.
-func CheckService(t *testing.T, root, service string, main Main) {
+// deployment of svc in root.
+func CheckService(t *testing.T, root, svc string, main Main) {
 	t.Helper()
-	uses, err := Uses(root, service)
+	uses, err := Uses(root, svc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(uses) == 0 {
-		t.Fatalf("no deployment in %s runs %s", root, service)
+		t.Fatalf("no deployment in %s runs %s", root, svc)
 	}
 	for _, u := range uses {
 		t.Run(u.Where, func(t *testing.T) {
@@ -202,70 +201,85 @@ type envVar struct {
 	Name string `yaml:"name"`
 }
 
-// kustomizeUse reads dir's kustomization: with base nil, the base that
-// lists the workloads; otherwise an overlay of base, whose config maps
-// and JSON patches it applies.
-func kustomizeUse(dir, svc string, base *Use) (Use, bool, error) {
-	path := filepath.Join(dir, "kustomization.yaml")
-	var k kustomization
-	if err := readYAML(path, &k); err != nil {
-		return Use{}, false, err
+// readKustomization reads dir's kustomization, the variable names of
+// each config map it generates, and what to call it in messages.
+func readKustomization(dir string) (k kustomization, maps map[string][]string, where string, err error) {
+	if err := readYAML(filepath.Join(dir, "kustomization.yaml"), &k); err != nil {
+		return kustomization{}, nil, "", err
 	}
-	maps := map[string][]string{}
+	maps = map[string][]string{}
 	for _, g := range k.ConfigMapGenerator {
 		for _, l := range g.Literals {
 			name, _, _ := strings.Cut(l, "=")
 			maps[g.Name] = append(maps[g.Name], name)
 		}
 	}
-	where := filepath.Join(filepath.Base(filepath.Dir(dir)), filepath.Base(dir))
-	if base != nil {
-		if !slices.Contains(k.Resources, "../../base") {
-			return Use{}, false, fmt.Errorf("%s: an overlay not of ../../base", path)
+	return k, maps, filepath.Join(filepath.Base(filepath.Dir(dir)), filepath.Base(dir)), nil
+}
+
+// baseUse is how the base in dir runs svc, and the config maps its
+// container takes variables from; false if no workload of the base runs
+// it.
+func baseUse(dir, svc string) (Use, []string, bool, error) {
+	k, maps, where, err := readKustomization(dir)
+	if err != nil {
+		return Use{}, nil, false, err
+	}
+	for _, r := range k.Resources {
+		workloads, err := readWorkloads(filepath.Join(dir, r))
+		if err != nil {
+			return Use{}, nil, false, err
 		}
-		u := Use{Where: where, Args: slices.Clone(base.Args), Env: slices.Clone(base.Env)}
-		for _, names := range maps {
-			u.Env = append(u.Env, names...)
-		}
-		for _, p := range k.Patches {
-			if p.Target.Name != svc {
+		for _, w := range workloads {
+			if w.Metadata.Name != svc || (w.Kind != "Deployment" && w.Kind != "StatefulSet") {
 				continue
 			}
-			if err := applyPatch(&u, p.Patch); err != nil {
-				return Use{}, false, fmt.Errorf("%s: patch of %s: %w", path, svc, err)
+			for _, c := range w.Spec.Template.Spec.Containers {
+				if c.Name != svc {
+					continue
+				}
+				u := Use{Where: where, Args: c.Args}
+				for _, e := range c.Env {
+					u.Env = append(u.Env, e.Name)
+				}
+				var from []string
+				for _, ef := range c.EnvFrom {
+					from = append(from, ef.ConfigMapRef.Name)
+					u.Env = append(u.Env, maps[ef.ConfigMapRef.Name]...)
+				}
+				u.Env = tmaflowVars(u.Env)
+				return u, from, true, nil
 			}
 		}
-		u.Env = tmaflowVars(u.Env)
-		return u, true, nil
 	}
-	var workloads []workload
-	for _, r := range k.Resources {
-		ws, err := readWorkloads(filepath.Join(dir, r))
-		if err != nil {
-			return Use{}, false, err
-		}
-		workloads = append(workloads, ws...)
+	return Use{}, nil, false, nil
+}
+
+// overlayUse is base (taking variables from the config maps baseMaps)
+// with the overlay in dir applied: its versions of those config maps and
+// its JSON patches of svc.
+func overlayUse(dir, svc string, base Use, baseMaps []string) (Use, error) {
+	k, maps, where, err := readKustomization(dir)
+	if err != nil {
+		return Use{}, err
 	}
-	for _, w := range workloads {
-		if w.Metadata.Name != svc || (w.Kind != "Deployment" && w.Kind != "StatefulSet") {
+	if !slices.Contains(k.Resources, "../../base") {
+		return Use{}, fmt.Errorf("%s: an overlay not of ../../base", dir)
+	}
+	u := Use{Where: where, Args: slices.Clone(base.Args), Env: slices.Clone(base.Env)}
+	for _, m := range baseMaps {
+		u.Env = append(u.Env, maps[m]...)
+	}
+	for _, p := range k.Patches {
+		if p.Target.Name != svc {
 			continue
 		}
-		for _, c := range w.Spec.Template.Spec.Containers {
-			if c.Name != svc {
-				continue
-			}
-			u := Use{Where: where, Args: c.Args}
-			for _, e := range c.Env {
-				u.Env = append(u.Env, e.Name)
-			}
-			for _, ef := range c.EnvFrom {
-				u.Env = append(u.Env, maps[ef.ConfigMapRef.Name]...)
-			}
-			u.Env = tmaflowVars(u.Env)
-			return u, true, nil
+		if err := applyPatch(&u, p.Patch); err != nil {
+			return Use{}, fmt.Errorf("%s: patch of %s: %w", dir, svc, err)
 		}
 	}
-	return Use{}, false, nil
+	u.Env = tmaflowVars(u.Env)
+	return u, nil
 }
 
 // applyPatch applies the JSON-patch operations on a container's args and
