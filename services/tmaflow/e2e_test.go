@@ -21,7 +21,7 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/broker/brokertest"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/registry"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/app"
+	"github.com/tmaflow/tmaflow/services/tmaflow/app"
 )
 
 // The demo probe of examples/registry.yaml, the file `make run` uses.

@@ -18,7 +18,7 @@ package main
 import (
 	"os"
 
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/app"
+	"github.com/tmaflow/tmaflow/services/tmaflow/app"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/registry"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/app"
+	"github.com/tmaflow/tmaflow/services/tmaflow/app"
 )
 
 // envMain makes the test binary run tmaflow's main instead of the tests, so

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/tmaflow/tmaflow/pkg/registry"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/app"
+	"github.com/tmaflow/tmaflow/services/tmaflow/app"
 	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
 )
 
