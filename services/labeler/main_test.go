@@ -17,6 +17,7 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/broker/brokertest"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/samples"
+	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 )
 
 func TestConfigErrors(t *testing.T) {
@@ -117,7 +118,7 @@ func TestMainKafka(t *testing.T) {
 	client := &kafkago.Client{Addr: kafkago.TCP(brokers...)}
 	require.Eventually(t, func() bool {
 		resp, err := client.OffsetFetch(tctx, &kafkago.OffsetFetchRequest{
-			GroupID: defaultGroup, Topics: map[string][]int{contract.TopicMonitor: {0, 1}},
+			GroupID: labeler.DefaultConsumerGroup, Topics: map[string][]int{contract.TopicMonitor: {0, 1}},
 		})
 		if err != nil {
 			return false

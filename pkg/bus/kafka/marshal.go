@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	kafka "github.com/segmentio/kafka-go"
@@ -64,26 +63,13 @@ func toMessage(r kafka.Message) *message.Message {
 }
 
 // Record describes where a consumed message came from.
-type Record struct {
-	Topic     string
-	Partition int
-	Offset    int64
-	// HighWaterMark is the partition's end offset when the record was
-	// fetched: HighWaterMark-Offset-1 records were behind it.
-	HighWaterMark int64
-	Time          time.Time
-}
-
-type recordKey struct{}
+type Record = bus.Position
 
 // RecordFromContext returns the record of a consumed message's context.
-func RecordFromContext(ctx context.Context) (Record, bool) {
-	r, ok := ctx.Value(recordKey{}).(Record)
-	return r, ok
-}
+func RecordFromContext(ctx context.Context) (Record, bool) { return bus.PositionFromContext(ctx) }
 
 func withRecord(ctx context.Context, r kafka.Message) context.Context {
-	return context.WithValue(ctx, recordKey{}, Record{
+	return bus.WithPosition(ctx, bus.Position{
 		Topic:         r.Topic,
 		Partition:     r.Partition,
 		Offset:        r.Offset,

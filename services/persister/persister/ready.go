@@ -5,14 +5,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
 // lagTracker follows how far the TSDB consumer is behind the partition
-// ends, from the position of each record it consumed (the Kafka adapter
-// puts it in the message context; other subscribers do not).
+// ends, from the position of each record it consumed (bus.Position, which
+// the Kafka adapter puts in the message context).
 type lagTracker struct {
 	mu   sync.Mutex
 	lags map[int]int64 // partition → records behind its end
@@ -22,7 +22,7 @@ func newLagTracker() *lagTracker { return &lagTracker{lags: map[int]int64{}} }
 
 // observe records the lag after the record of a consumed message.
 func (l *lagTracker) observe(ctx context.Context) {
-	rec, ok := kafka.RecordFromContext(ctx)
+	rec, ok := bus.PositionFromContext(ctx)
 	if !ok {
 		return
 	}

@@ -353,8 +353,5 @@ func (s *Service) Reload() error {
 	if s.verifier == nil {
 		return nil
 	}
-	if err := s.verifier.Reload(); err != nil {
-		return fmt.Errorf("reload persister: %w", err)
-	}
-	return nil
+	return s.verifier.Reload()
 }

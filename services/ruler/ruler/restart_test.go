@@ -93,7 +93,9 @@ func TestRestartKeepsAlertState(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.Alerting.AlertmanagerURLs = []string{am.srv.URL}
 	start := func() (*Service, func()) {
-		s, err := New(cfg, Options{Publisher: pub, Kafka: kcfg, Registry: prometheus.NewRegistry()})
+		src, err := kafka.NewReader(kcfg, nil)
+		require.NoError(t, err)
+		s, err := New(cfg, Options{Publisher: pub, Source: src, Registry: prometheus.NewRegistry()})
 		require.NoError(t, err)
 		done := make(chan error, 1)
 		go func() { done <- s.Execute() }()

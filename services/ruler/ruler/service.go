@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 
-	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 	"github.com/tmaflow/tmaflow/pkg/service"
@@ -31,12 +30,9 @@ type Options struct {
 	// Publisher takes alert changes (topic-alerts), recording-rule results
 	// (topic-samples) and dead letters (topic-dlq). Required.
 	Publisher message.Publisher
-	// Source reads topic-metrics and topic-alerts. Nil: a KafkaSource on
-	// Kafka, which must then have brokers.
+	// Source reads topic-metrics and topic-alerts (every partition, no
+	// consumer group). Required.
 	Source Source
-	// Kafka configures the default source (brokers, client id, fetch
-	// sizes); no consumer group is used.
-	Kafka kafka.Config
 	// Registry gets the metrics (the rules package's and the head's too).
 	// Nil: a private registry.
 	Registry *prometheus.Registry
@@ -108,9 +104,7 @@ func New(cfg Config, opts Options) (_ *Service, err error) {
 		opts.HTTPClient = &http.Client{}
 	}
 	if opts.Source == nil {
-		if opts.Source, err = NewKafkaSource(opts.Kafka, opts.Logger.With("component", "kafka")); err != nil {
-			return nil, err
-		}
+		return nil, errors.New("ruler: no source")
 	}
 	s := &Service{
 		cfg:    cfg,

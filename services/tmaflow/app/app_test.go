@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tmaflow/tmaflow/services/labeler/labeler"
+	"github.com/tmaflow/tmaflow/services/monitor/monitor"
+	"github.com/tmaflow/tmaflow/services/persister/persister"
 )
 
 func parse(t *testing.T, args ...string) Config {
@@ -83,14 +87,16 @@ func TestConfigSharedRegistry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := parse(t, tc.args...)
 			require.NoError(t, cfg.Validate())
-			r := cfg.resolved()
-			require.Equal(t, tc.wantMonitor, r.Monitor.Auth.Registry)
-			require.Equal(t, tc.wantLabeler, r.Labeler.Registry)
-			require.Equal(t, tc.wantAPI, r.Persister.API.AuthRegistry)
-			require.Equal(t, tc.wantTSDB, r.Persister.TSDB.Path)
+			mon := cfg.module(TargetMonitor).Config.(*monitor.Config)
+			lab := cfg.module(TargetLabeler).Config.(*labeler.Config)
+			per := cfg.module(TargetPersister).Config.(*persister.Config)
+			require.Equal(t, tc.wantMonitor, mon.Auth.Registry)
+			require.Equal(t, tc.wantLabeler, lab.Registry)
+			require.Equal(t, tc.wantAPI, per.API.AuthRegistry)
+			require.Equal(t, tc.wantTSDB, per.TSDB.Path)
 			// The query API wants credentials by default.
-			require.Empty(t, r.Persister.API.DefaultTenant)
-			require.Equal(t, "127.0.0.1:9090", r.Persister.ListenAddress)
+			require.Empty(t, per.API.DefaultTenant)
+			require.Equal(t, "127.0.0.1:9090", per.ListenAddress)
 		})
 	}
 }
@@ -110,7 +116,7 @@ func TestParseFlagsRejectsArguments(t *testing.T) {
 }
 
 // exampleRegistry is the registry `make run` uses.
-const exampleRegistry = "../../../../examples/registry.yaml"
+const exampleRegistry = "../../../examples/registry.yaml"
 
 func newApp(t *testing.T, args ...string) *App {
 	t.Helper()

@@ -9,34 +9,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tmaflow/tmaflow/pkg/broker"
-	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	"github.com/tmaflow/tmaflow/pkg/bus/backend"
+	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/pkg/service"
-	"github.com/tmaflow/tmaflow/services/labeler/labeler"
-	"github.com/tmaflow/tmaflow/services/monitor/monitor"
-	"github.com/tmaflow/tmaflow/services/persister/persister"
-	"github.com/tmaflow/tmaflow/services/ruler/ruler"
 )
 
-// Targets.
-const (
-	TargetAll       = "all"
-	TargetMonitor   = "monitor"
-	TargetLabeler   = "labeler"
-	TargetPersister = "persister"
-	TargetRuler     = "ruler"
-)
-
-// allServices are the targets "all" stands for, in start order.
-func allServices() []string {
-	return []string{TargetMonitor, TargetLabeler, TargetPersister, TargetRuler}
-}
-
-// DefaultLabelerConsumerGroup is the labeler's consumer group of
-// topic-monitor and topic-samples, as the labeler binary uses.
-const DefaultLabelerConsumerGroup = "tmaflow-labeler"
-
-// Config is the whole tmaflow configuration.
+// Config is the whole tmaflow configuration: the process's own flags and
+// those of every module of the table, each under its name's prefix.
 type Config struct {
 	Targets service.StringList
 	// DataDir holds every component's state (the broker's logs under
@@ -46,159 +25,190 @@ type Config struct {
 	DebugListenAddress string
 	// Registry is the one registry file of every service: the monitor's
 	// and the query API's credentials, the labeler's names and labels.
-	// A service's own flag overrides it; when it is empty the monitor's
-	// -monitor.auth.registry stands in, so older command lines still
-	// feed all three.
+	// A service's own flag overrides it; when it is empty the first
+	// service's own (-monitor.auth.registry) stands in, so older command
+	// lines still feed every service.
 	Registry string
-	// LabelerConsumerGroup is the labeler's consumer group.
-	LabelerConsumerGroup string
 
-	Log       service.LogConfig
-	Runtime   service.RuntimeConfig
-	Broker    broker.Config
-	Kafka     kafka.Config
-	Monitor   monitor.Config
-	Labeler   labeler.Config
-	Persister persister.Config
-	Ruler     ruler.Config
+	Log     service.LogConfig
+	Runtime service.RuntimeConfig
+	Bus     backend.Config
+	// Modules are every module of the table, configured by the flags
+	// whether it runs or not.
+	Modules []*module.Module
+
+	// dataDirFlags default to a directory under DataDir when left empty.
+	dataDirFlags []dataDirFlag
+	resolved     bool
+}
+
+// dataDirFlag is a module flag whose default is a subdirectory of DataDir.
+type dataDirFlag struct {
+	flag   *flag.Flag
+	subdir string
 }
 
 // RegisterFlags registers every flag of tmaflow on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Modules = modules()
 	c.Targets = service.StringList{TargetAll}
-	fs.Var(&c.Targets, "target", "Comma-separated services to run: all, or any of "+strings.Join(allServices(), ", ")+".")
+	fs.Var(&c.Targets, "target", "Comma-separated services to run: all, or any of "+strings.Join(c.names(), ", ")+".")
 	fs.StringVar(&c.DataDir, "data-dir", "data", "Directory of all state: the embedded broker's logs in <data-dir>/kafka, the persister's TSDB in <data-dir>/tsdb, the ruler's scratch files in <data-dir>/ruler.")
 	fs.StringVar(&c.DebugListenAddress, "debug.listen-address", "", "Serve Go's /debug/pprof profiles on this address (off when empty; never expose it publicly).")
 	fs.StringVar(&c.Registry, "registry", "", "Registry file of every service (probes, resources, descriptions, label_rules): the default of -monitor.auth.registry, -labeler.registry and -persister.api.auth.registry (when empty, -monitor.auth.registry is). Reloaded on SIGHUP.")
-	fs.StringVar(&c.LabelerConsumerGroup, "labeler.consumer-group", DefaultLabelerConsumerGroup, "Kafka consumer group of the labeler (topic-monitor, topic-samples).")
 	c.Log.RegisterFlags(fs)
 	// The all-in-one's heap is small at the scale one process serves.
 	c.Runtime.RegisterFlags(fs, 400)
-	c.Broker.RegisterFlags(fs)
-	c.Kafka.RegisterFlags(fs)
-	c.Monitor.RegisterFlags(service.Prefixed{FS: fs, Prefix: "monitor."})
-	c.Labeler.RegisterFlags(service.Prefixed{FS: fs, Prefix: "labeler."})
-	c.Persister.RegisterFlags(service.Prefixed{FS: fs, Prefix: "persister."})
-	c.Ruler.RegisterFlags(service.Prefixed{FS: fs, Prefix: "ruler."})
-	// The TSDB lives in the data dir unless set: an empty default is
-	// resolved against -data-dir after parsing.
-	if f := fs.Lookup("persister.tsdb.path"); f != nil {
-		c.Persister.TSDB.Path = ""
-		f.DefValue = ""
-		f.Usage += " Default <data-dir>/tsdb."
+	c.Bus.RegisterEmbeddedFlags(fs)
+	c.Bus.RegisterFlags(fs)
+	for _, m := range c.Modules {
+		m.RegisterFlags(service.Prefixed{FS: fs, Prefix: m.Name + "."})
+		for name, subdir := range m.DataDirFlags {
+			f := fs.Lookup(m.Name + "." + name)
+			if f == nil {
+				continue
+			}
+			// Empty by default: resolved against -data-dir after parsing.
+			_ = f.Value.Set("")
+			f.DefValue = ""
+			f.Usage += " Default <data-dir>/" + subdir + "."
+			c.dataDirFlags = append(c.dataDirFlags, dataDirFlag{flag: f, subdir: subdir})
+		}
+	}
+}
+
+// names are the modules' names, in start order.
+func (c *Config) names() []string {
+	out := make([]string, 0, len(c.Modules))
+	for _, m := range c.Modules {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+// resolve fills in, once, what defaults to other flags: the shared
+// registry file and the directories under the data dir.
+func (c *Config) resolve() {
+	if c.resolved {
+		return
+	}
+	c.resolved = true
+	for _, d := range c.dataDirFlags {
+		if d.flag.Value.String() == "" {
+			_ = d.flag.Value.Set(filepath.Join(c.DataDir, d.subdir))
+		}
+	}
+	p := module.Process{RegistryFile: c.Registry, DataDir: c.DataDir}
+	if p.RegistryFile == "" {
+		for _, m := range c.Modules {
+			if m.RegistryFile != nil && m.RegistryFile() != "" {
+				p.RegistryFile = m.RegistryFile()
+				break
+			}
+		}
+	}
+	for _, m := range c.Modules {
+		if m.Resolve != nil {
+			m.Resolve(p)
+		}
 	}
 }
 
 // Validate checks the configuration of the targets that run.
 func (c *Config) Validate() error {
-	targets, err := c.services()
+	targets, err := c.targets()
 	if err != nil {
 		return err
 	}
+	c.resolve()
 	var errs []error
 	if err := c.Runtime.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.EmbeddedBroker() {
-		if err := c.Broker.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := c.Kafka.Validate(); err != nil {
+	c.Bus.Broker.DataDir = c.BrokerDataDir()
+	if err := c.Bus.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	r := c.resolved()
-	if slices.Contains(targets, TargetMonitor) {
-		if err := r.Monitor.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("monitor: %w", err))
+	groups := map[string]string{} // consumer group → module
+	for _, m := range targets {
+		if err := m.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
 		}
-	}
-	if slices.Contains(targets, TargetLabeler) {
-		if err := r.Labeler.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("labeler: %w", err))
+		if m.ConsumerGroups == nil {
+			continue
 		}
-		if r.LabelerConsumerGroup == "" {
-			errs = append(errs, errors.New("labeler.consumer-group must not be empty"))
-		}
-	}
-	if slices.Contains(targets, TargetPersister) {
-		if err := r.Persister.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("persister: %w", err))
-		}
-		if slices.Contains(targets, TargetLabeler) && r.Persister.ConsumerGroup == r.LabelerConsumerGroup {
-			errs = append(errs, fmt.Errorf("persister.consumer-group and labeler.consumer-group must differ (%q)", r.LabelerConsumerGroup))
-		}
-	}
-	if slices.Contains(targets, TargetRuler) {
-		if err := r.Ruler.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("ruler: %w", err))
+		for _, g := range m.ConsumerGroups() {
+			if other, ok := groups[g]; ok && other != m.Name {
+				errs = append(errs, fmt.Errorf("%s.consumer-group and %s.consumer-group must differ (%q)", m.Name, other, g))
+			}
+			groups[g] = m.Name
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// resolved fills in what defaults to other flags: the shared registry
-// file and the TSDB under the data dir.
-func (c Config) resolved() Config {
-	shared := c.Registry
-	if shared == "" {
-		shared = c.Monitor.Auth.Registry
-	}
-	if c.Monitor.Auth.Registry == "" && !c.Monitor.Auth.Disabled {
-		c.Monitor.Auth.Registry = shared
-	}
-	if c.Labeler.Registry == "" {
-		c.Labeler.Registry = shared
-	}
-	if c.Persister.API.AuthRegistry == "" {
-		c.Persister.API.AuthRegistry = shared
-	}
-	if c.Persister.TSDB.Path == "" {
-		c.Persister.TSDB.Path = filepath.Join(c.DataDir, "tsdb")
-	}
-	if c.Ruler.ScratchDir == "" {
-		c.Ruler.ScratchDir = filepath.Join(c.DataDir, "ruler")
-	}
-	return c
-}
-
 // EmbeddedBroker reports whether tmaflow runs its own broker: when no
 // external Kafka is configured.
-func (c *Config) EmbeddedBroker() bool { return len(c.Kafka.Brokers) == 0 }
+func (c *Config) EmbeddedBroker() bool { return c.Bus.Embedded() }
 
 // BrokerDataDir is where the embedded broker keeps its logs.
 func (c *Config) BrokerDataDir() string {
-	if c.Broker.DataDir != "" {
-		return c.Broker.DataDir
+	if c.Bus.Broker.DataDir != "" {
+		return c.Bus.Broker.DataDir
 	}
 	return filepath.Join(c.DataDir, "kafka")
 }
 
-// services expands the targets into the services to run, in start order.
+// services expands the targets into the names of the services to run, in
+// start order.
 func (c *Config) services() ([]string, error) {
+	targets, err := c.targets()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(targets))
+	for _, m := range targets {
+		out = append(out, m.Name)
+	}
+	return out, nil
+}
+
+// targets expands the targets into the modules to run, in start order.
+func (c *Config) targets() ([]*module.Module, error) {
 	if len(c.Targets) == 0 {
 		return nil, errors.New("target: empty")
 	}
+	names := c.names()
 	want := map[string]bool{}
 	for _, t := range c.Targets {
 		switch {
 		case t == TargetAll:
-			for _, s := range allServices() {
-				want[s] = true
+			for _, n := range names {
+				want[n] = true
 			}
-		case slices.Contains(allServices(), t):
+		case slices.Contains(names, t):
 			want[t] = true
 		default:
-			return nil, fmt.Errorf("target %q: want all or any of %s", t, strings.Join(allServices(), ", "))
+			return nil, fmt.Errorf("target %q: want all or any of %s", t, strings.Join(names, ", "))
 		}
 	}
-	var out []string
-	for _, s := range allServices() {
-		if want[s] {
-			out = append(out, s)
+	var out []*module.Module
+	for _, m := range c.Modules {
+		if want[m.Name] {
+			out = append(out, m)
 		}
 	}
 	return out, nil
+}
+
+// module returns the table's module of that name, nil if none.
+func (c *Config) module(name string) *module.Module {
+	for _, m := range c.Modules {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
 }
 
 // ParseFlags builds a Config from command-line flags (and TMAFLOW_*

@@ -8,24 +8,23 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tmaflow/tmaflow/pkg/registry"
+	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/pkg/service"
-	"github.com/tmaflow/tmaflow/services/ruler/ruler"
 )
 
 // Main runs the tmaflow command line and returns the exit code: 0, 1 for a
 // failure, 2 for bad usage.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "hash-secret" {
-		err := registry.HashSecretCommand("tmaflow hash-secret", args[1:], stdin, stdout, stderr)
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		default:
-			_, _ = fmt.Fprintln(stderr, "tmaflow hash-secret:", err)
-			return 2
+	if len(args) > 0 {
+		if cmd := command(args[0]); cmd != nil {
+			name := "tmaflow " + args[0]
+			switch err := cmd(name, args[1:], stdin, stdout, stderr); {
+			case err == nil, errors.Is(err, flag.ErrHelp):
+				return 0
+			default:
+				_, _ = fmt.Fprintln(stderr, name+":", err)
+				return 2
+			}
 		}
 	}
 
@@ -57,7 +56,6 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Runtime.Apply(logger)
-	ruler.NoLibraryTracing()
 	a, err := New(cfg, Options{Logger: logger, Registry: prometheus.NewRegistry(), Signals: true})
 	if err != nil {
 		logger.Error("tmaflow could not start", "err", err)
@@ -69,4 +67,15 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	logger.Info("tmaflow stopped")
 	return 0
+}
+
+// command is the subcommand of that name of any module in the table, nil
+// if none has it.
+func command(name string) module.Command {
+	for _, m := range modules() {
+		if c, ok := m.Commands[name]; ok {
+			return c
+		}
+	}
+	return nil
 }
