@@ -42,7 +42,11 @@ func Main(ctx context.Context, m *Module, args []string, stdin io.Reader, stdout
 	if m.Resolve != nil {
 		m.Resolve(Process{ConsumerGroup: busCfg.Kafka.ConsumerGroup})
 	}
-	if err := errors.Join(m.Validate(), rtCfg.Validate(), busCfg.Validate()); err != nil {
+	errs := []error{m.Validate(), rtCfg.Validate(), busCfg.Validate()}
+	if m.ConsumerGroupFlagUnused != "" && busCfg.Kafka.ConsumerGroup != "" {
+		errs = append(errs, fmt.Errorf("kafka.consumer-group is not used by the %s: %s", m.Name, m.ConsumerGroupFlagUnused))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	logger, err := logCfg.NewLogger(stderr)

@@ -34,8 +34,8 @@ func echoModule(published chan<- string) *Module {
 			if greeting == "" {
 				return errors.New("greeting must not be empty")
 			}
-			if got.ConsumerGroup == "forbidden" {
-				return errors.New("kafka.consumer-group is not used by echo")
+			if got.ConsumerGroup == "odd" {
+				return errors.New("the group reached the module")
 			}
 			return nil
 		},
@@ -75,6 +75,7 @@ func TestMainFlagsAndErrors(t *testing.T) {
 		name    string
 		args    []string
 		env     map[string]string
+		module  func(*Module)
 		wantErr string
 		wantOut string
 	}{
@@ -85,7 +86,8 @@ func TestMainFlagsAndErrors(t *testing.T) {
 		{name: "module flag unprefixed", args: []string{"-kafka.brokers=127.0.0.1:1", "-greeting="}, wantErr: "greeting must not be empty"},
 		{name: "module flag from environment", args: []string{"-kafka.brokers=127.0.0.1:1"}, env: map[string]string{"TMAFLOW_GREETING": ""}, wantErr: "greeting must not be empty"},
 		{name: "errors joined", args: []string{"-greeting=", "-runtime.gc-percent=-2"}, wantErr: "greeting must not be empty\nruntime.gc-percent must be >= -1, got -2\nkafka.brokers"},
-		{name: "kafka group reaches the module", args: []string{"-kafka.brokers=127.0.0.1:1", "-kafka.consumer-group=forbidden"}, wantErr: "kafka.consumer-group is not used by echo"},
+		{name: "kafka group reaches the module", args: []string{"-kafka.brokers=127.0.0.1:1", "-kafka.consumer-group=odd"}, wantErr: "the group reached the module"},
+		{name: "kafka group refused where unused", module: func(m *Module) { m.ConsumerGroupFlagUnused = "it reads every partition" }, args: []string{"-kafka.brokers=127.0.0.1:1", "-kafka.consumer-group=g"}, wantErr: "kafka.consumer-group is not used by the echo: it reads every partition"},
 		{name: "unexpected arguments", args: []string{"-kafka.brokers=127.0.0.1:1", "extra"}, wantErr: `unexpected arguments ["extra"]`},
 		{name: "prefixed flag is not the binary's", args: []string{"-echo.greeting=x"}, wantErr: "flag provided but not defined: -echo.greeting"},
 	} {
@@ -93,8 +95,12 @@ func TestMainFlagsAndErrors(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
+			m := echoModule(nil)
+			if tc.module != nil {
+				tc.module(m)
+			}
 			var out strings.Builder
-			err := Main(context.Background(), echoModule(nil), tc.args, strings.NewReader(""), &out, io.Discard)
+			err := Main(context.Background(), m, tc.args, strings.NewReader(""), &out, io.Discard)
 			if tc.wantErr == "" {
 				require.NoError(t, err)
 			} else {

@@ -47,6 +47,9 @@ type Module struct {
 	// in, so a process running several services can refuse two that would
 	// share one. Nil: none.
 	ConsumerGroups func() []string
+	// ConsumerGroupFlagUnused, when set, says why -kafka.consumer-group
+	// cannot apply to the service: its binary refuses the flag with it.
+	ConsumerGroupFlagUnused string
 	// RegistryFile is the registry file the service was given on its own
 	// flag: in the all-in-one, with -registry empty, the first service's
 	// stands in for it. Nil: the service has none.

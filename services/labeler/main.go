@@ -4,17 +4,8 @@
 package main
 
 import (
-	"context"
-	"io"
-	"os"
-
 	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 )
 
 func main() { module.Exit(labeler.Module()) }
-
-// runMain runs the command until a signal or the end of ctx.
-func runMain(ctx context.Context, args []string, stderr io.Writer) error {
-	return module.Main(ctx, labeler.Module(), args, os.Stdin, os.Stdout, stderr)
-}

@@ -4,16 +4,8 @@
 package main
 
 import (
-	"context"
-	"io"
-
 	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
 )
 
 func main() { module.Exit(monitor.Module()) }
-
-// runMain runs the command until a signal or the end of ctx.
-func runMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return module.Main(ctx, monitor.Module(), args, stdin, stdout, stderr)
-}

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/tmaflow/tmaflow/pkg/deploytest"
+	"github.com/tmaflow/tmaflow/pkg/module"
+	"github.com/tmaflow/tmaflow/services/persister/persister"
 )
 
 // TestDeployments: the command lines and TMAFLOW_* variables that
@@ -14,4 +17,9 @@ func TestDeployments(t *testing.T) {
 	deploytest.CheckService(t, "../..", "persister", func(args []string, stderr io.Writer) error {
 		return runMain(context.Background(), args, stderr)
 	})
+}
+
+// runMain runs the command as main does, with ctx and stderr.
+func runMain(ctx context.Context, args []string, stderr io.Writer) error {
+	return module.Main(ctx, persister.Module(), args, strings.NewReader(""), io.Discard, stderr)
 }

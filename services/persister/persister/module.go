@@ -1,8 +1,6 @@
 package persister
 
 import (
-	"errors"
-
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/module"
 )
@@ -10,7 +8,6 @@ import (
 // Module describes the persister for its own binary and the all-in-one.
 func Module() *module.Module {
 	cfg := &Config{}
-	var kafkaGroup string
 	return &module.Module{
 		Name: "persister",
 		// The TSDB head is a large live heap: Go's default growth.
@@ -22,15 +19,10 @@ func Module() *module.Module {
 			if cfg.API.AuthRegistry == "" {
 				cfg.API.AuthRegistry = p.RegistryFile
 			}
-			kafkaGroup = p.ConsumerGroup
 		},
-		Validate: func() error {
-			if kafkaGroup != "" {
-				// Two consumers with their own groups: one flag cannot name both.
-				return errors.Join(cfg.Validate(), errors.New("kafka.consumer-group is not used by the persister: set consumer-group and remote-write.consumer-group"))
-			}
-			return cfg.Validate()
-		},
+		Validate: func() error { return cfg.Validate() },
+		// Two consumers with their own groups: one flag cannot name both.
+		ConsumerGroupFlagUnused: "set consumer-group and remote-write.consumer-group",
 		ConsumerGroups: func() []string {
 			if cfg.RemoteWrite.Enabled() {
 				return []string{cfg.ConsumerGroup, cfg.RemoteWrite.ConsumerGroup}
