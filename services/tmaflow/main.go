@@ -1,6 +1,7 @@
 // Command tmaflow is the all-in-one tmaflow: an embedded Kafka-protocol
 // broker (unless --kafka.brokers points at a Kafka) and the services of
-// --target (all by default: monitor, labeler, persister) in one process.
+// --target (all by default: monitor, labeler, persister, ruler) in one
+// process, each built from its module (app's module table).
 //
 // One registry file (-registry, or -monitor.auth.registry as before) feeds
 // every service: the monitor's credentials, the labeler's names and

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,15 +31,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	fs := flag.NewFlagSet("tmaflow", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var cfg Config
+	cfg.RegisterFlags(fs)
 	fs.Usage = func() {
 		_, _ = fmt.Fprint(stderr, "Usage: tmaflow [flags]\n       tmaflow hash-secret [--algo argon2id|bcrypt] < secret\n\n"+
-			"Runs monitor (POST /monitor on -monitor.listen-address), labeler and persister (Prometheus query API on\n"+
-			"-persister.listen-address, HTTP Basic credentials of a registry probe required) over one -registry file.\n"+
+			"Runs the services of -target ("+strings.Join(cfg.names(), ", ")+"; all by default) in one process, on the\n"+
+			"embedded broker unless -kafka.brokers names a Kafka, over one -registry file. A service's flags carry its\n"+
+			"name as prefix (-monitor.listen-address); its own binary takes them without.\n"+
 			"Every flag can also be set as TMAFLOW_<FLAG> (kafka.brokers → TMAFLOW_KAFKA_BROKERS).\n\n")
 		fs.PrintDefaults()
 	}
-	var cfg Config
-	cfg.RegisterFlags(fs)
 	if err := service.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
