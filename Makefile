@@ -39,7 +39,7 @@ test: fmt-check vet modules-check
 # directives), so a requirement missing from a go.mod shows here and not
 # in a user's build. (Not go mod tidy -diff: that downloads the test
 # dependencies of every dependency, 2 GB from an empty module cache.)
-MODULES := pkg schemas $(addprefix services/,$(SERVICES) ruler)
+MODULES := pkg schemas $(addprefix services/,$(SERVICES) ruler) tools/bench
 modules-check:
 	@for m in $(MODULES); do \
 	  (cd $$m && GOWORK=off $(GO) build ./...) || { echo "$$m: does not build with GOWORK=off (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
@@ -62,7 +62,7 @@ fuzz:
 # concurrencies, against a no-op handler (the floor); then p99 at half the
 # best rate.
 bench-ingest:
-	cd services/tmaflow && $(GO) run ./cmd/tmaload -duration=$(BENCH_DURATION) -concurrency=$(BENCH_CONCURRENCY)
+	cd tools/bench && $(GO) run ./cmd/tmaload -duration=$(BENCH_DURATION) -concurrency=$(BENCH_CONCURRENCY)
 
 # TMA messages through monitor → labeler → persister of a tmaflow process
 # (embedded broker, auth on) at the highest rate whose consumer lag stays
@@ -70,7 +70,7 @@ bench-ingest:
 # remote-written into Debian's Prometheus, in 2,000-sample requests and in
 # requests of the size of tmaflow's POSTs. About five minutes.
 bench-pipeline:
-	cd services/tmaflow && $(GO) run ./cmd/tmapipe -duration=$(BENCH_PIPELINE_DURATION)
+	cd tools/bench && $(GO) run ./cmd/tmapipe -duration=$(BENCH_PIPELINE_DURATION)
 
 # Time from POST /monitor of a value crossing a threshold to the alert at
 # an Alertmanager webhook (and on topic-alerts) for tmaflow, and from the
@@ -79,7 +79,7 @@ bench-pipeline:
 # background load of 1,000 messages/s, CPU of each. About ten minutes.
 BENCH_ALERT_TRIALS ?= 200
 bench-alert:
-	cd services/tmaflow && $(GO) run ./cmd/tmaalert -trials=$(BENCH_ALERT_TRIALS)
+	cd tools/bench && $(GO) run ./cmd/tmaalert -trials=$(BENCH_ALERT_TRIALS)
 
 clean:
 	rm -rf $(BIN)

@@ -33,7 +33,7 @@ import (
 	"time"
 
 	"github.com/tmaflow/tmaflow/pkg/service"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 // Config is one pipeline benchmark.

@@ -28,7 +28,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/services/tmaflow/app"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/loadgen"
 )
 
 // Config is one benchmark.

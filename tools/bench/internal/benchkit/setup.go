@@ -23,7 +23,7 @@ type Setup struct {
 // RegisterFlags registers the setup's flags; prometheusHelp says what
 // Prometheus is used for.
 func (s *Setup) RegisterFlags(fs *flag.FlagSet, prometheusHelp string) {
-	fs.StringVar(&s.TmaflowSource, "tmaflow.src", ".", "Directory of the tmaflow module, built with go build into a temporary dir.")
+	fs.StringVar(&s.TmaflowSource, "tmaflow.src", "../../services/tmaflow", "Directory of the tmaflow module (the product, services/tmaflow), built with go build into a temporary dir.")
 	fs.StringVar(&s.TmaflowBinary, "tmaflow.bin", "", "Use this tmaflow binary instead of building one.")
 	fs.StringVar(&s.GoBinary, "go", "go", "Go command (go build, go tool pprof).")
 	fs.StringVar(&s.Prometheus, "prometheus", "/usr/bin/prometheus", prometheusHelp+" (empty: skip).")

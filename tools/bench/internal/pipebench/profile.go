@@ -3,7 +3,7 @@ package pipebench
 import (
 	"regexp"
 
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 // The Kafka parts of byService: what carrying a record costs.

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/broker"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 func points(lags ...int64) []Point {

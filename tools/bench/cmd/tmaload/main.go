@@ -6,18 +6,11 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/bench"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/bench"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 func main() {
 	var cfg bench.Config
-	benchkit.Main("tmaload", cfg.RegisterFlags, func(ctx context.Context, tmaflowArgs []string) error {
-		cfg.TmaflowArgs = tmaflowArgs
-		_, err := bench.Run(ctx, cfg, os.Stdout)
-		return err
-	})
+	benchkit.Main("tmaload", &cfg, cfg.RegisterFlags, &cfg.TmaflowArgs, bench.Run)
 }

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/loadgen"
 )
 
 // Latency is the distribution of one path's latencies over the trials.

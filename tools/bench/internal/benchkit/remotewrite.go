@@ -11,7 +11,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/loadgen"
 )
 
 // Group is the label sets of the series one TMA message of a resource

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 // Config is one alert-latency benchmark.

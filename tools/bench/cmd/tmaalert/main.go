@@ -8,18 +8,11 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/alertbench"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/alertbench"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 func main() {
 	var cfg alertbench.Config
-	benchkit.Main("tmaalert", cfg.RegisterFlags, func(ctx context.Context, tmaflowArgs []string) error {
-		cfg.TmaflowArgs = tmaflowArgs
-		_, err := alertbench.Run(ctx, cfg, os.Stdout)
-		return err
-	})
+	benchkit.Main("tmaalert", &cfg, cfg.RegisterFlags, &cfg.TmaflowArgs, alertbench.Run)
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tmaflow/tmaflow/pkg/service"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/loadgen"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/loadgen"
 )
 
 // SendConfig is one run of TMA messages against the monitor.

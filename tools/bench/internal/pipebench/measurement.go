@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 // Point is one reading during a measurement.

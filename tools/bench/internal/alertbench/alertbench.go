@@ -5,7 +5,7 @@
 // remote write with evaluation_interval 1s and 100ms, with the same
 // 1,000 rules, the same Alertmanager and the same background load.
 //
-// Every system runs as a child process (tmaflow built from this module,
+// Every system runs as a child process (tmaflow built from services/tmaflow,
 // on its embedded broker, auth on), so its CPU is its own; the load, the
 // trials, the webhook receiver and the topic-alerts reader run in this
 // process and time every path on one monotonic clock.
@@ -45,7 +45,7 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/pkg/service"
-	"github.com/tmaflow/tmaflow/services/tmaflow/internal/benchkit"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 // Report is what the benchmark measured, one Result per system.
