@@ -2,7 +2,8 @@
 // command line and the TMAFLOW_* variables docker-compose.yml and the
 // kustomizations under deploy/k8s give it) so that the service's own tests
 // prove it defines every flag they set: a renamed flag then fails `make
-// test` instead of a rollout.
+// test` instead of a rollout. It also checks that the one Dockerfile at
+// the root builds every service (ImageProblems).
 package deploytest
 
 import (
