@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin
 DATA_DIR  ?= data
-SERVICES  := monitor labeler persister tmaflow
+SERVICES  := monitor labeler persister ruler tmaflow
 FUZZTIME  ?= 200000x
 BENCH_DURATION ?= 10s
 BENCH_CONCURRENCY ?= 16,64,256
@@ -39,7 +39,7 @@ test: fmt-check vet modules-check
 # directives), so a requirement missing from a go.mod shows here and not
 # in a user's build. (Not go mod tidy -diff: that downloads the test
 # dependencies of every dependency, 2 GB from an empty module cache.)
-MODULES := pkg schemas $(addprefix services/,$(SERVICES) ruler) tools/bench
+MODULES := pkg schemas $(addprefix services/,$(SERVICES)) tools/bench
 modules-check:
 	@for m in $(MODULES); do \
 	  (cd $$m && GOWORK=off $(GO) build ./...) || { echo "$$m: does not build with GOWORK=off (cd $$m && GOWORK=off go mod tidy)"; exit 1; }; \
