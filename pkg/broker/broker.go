@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -37,13 +36,30 @@ func Topics() []string {
 	}
 }
 
+// StreamTopics are the high-volume topics every record of the pipeline
+// passes through: the labeler, persister and ruler consume them within
+// seconds and the TSDB keeps their data, so they are kept for a shorter
+// time and size than the rest (alerts, reports, dead letters).
+func StreamTopics() []string {
+	return []string{contract.TopicMonitor, contract.TopicSamples, contract.TopicMetrics}
+}
+
 // Config configures the embedded broker.
 type Config struct {
-	ListenAddress          string
-	AdvertisedAddress      string
-	DataDir                string
-	Retention              time.Duration
-	RetentionBytes         int64
+	ListenAddress     string
+	AdvertisedAddress string
+	DataDir           string
+	// Retention and RetentionBytes (per partition, -1 none) keep the
+	// topics that are not stream topics.
+	Retention      time.Duration
+	RetentionBytes int64
+	// StreamRetention and StreamRetentionBytes keep the stream topics;
+	// zero: as Retention and RetentionBytes.
+	StreamRetention      time.Duration
+	StreamRetentionBytes int64
+	// SegmentBytes is the size at which a partition's log rolls into a new
+	// file; 0: kfake's default (100 MiB).
+	SegmentBytes           int64
 	RetentionCheckInterval time.Duration
 	Partitions             int
 	SyncWrites             bool
@@ -61,6 +77,12 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 		"Records older than this are deleted (Kafka's log.retention.ms).")
 	f.Int64Var(&c.RetentionBytes, "broker.retention-bytes", -1,
 		"Oldest records of a partition are deleted once it holds more bytes than this; -1 means no limit (Kafka's log.retention.bytes).")
+	f.DurationVar(&c.StreamRetention, "broker.stream-retention", 24*time.Hour,
+		"Retention of the stream topics (topic-monitor, topic-samples, topic-metrics), which the services consume within seconds; the other topics keep -broker.retention. 0: as -broker.retention.")
+	f.Int64Var(&c.StreamRetentionBytes, "broker.stream-retention-bytes", 128<<20,
+		"Bytes a partition of a stream topic keeps before its oldest records are deleted; the broker holds about 100 bytes of memory per retained produce batch, so this bounds its memory. -1: no limit; 0: as -broker.retention-bytes.")
+	f.Int64Var(&c.SegmentBytes, "broker.segment-bytes", 16<<20,
+		"A partition's log rolls into a new file at this size; retention removes a file once all its records are deleted (Kafka's log.segment.bytes).")
 	f.DurationVar(&c.RetentionCheckInterval, "broker.retention-check-interval", 5*time.Minute,
 		"How often retention is enforced (Kafka's log.retention.check.interval.ms).")
 	f.IntVar(&c.Partitions, "broker.partitions", 8,
@@ -84,6 +106,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RetentionBytes < -1 || c.RetentionBytes == 0 {
 		return fmt.Errorf("broker.retention-bytes %d: must be positive or -1", c.RetentionBytes)
+	}
+	if c.StreamRetention < 0 {
+		return fmt.Errorf("broker.stream-retention %s: must be positive, or 0 for -broker.retention", c.StreamRetention)
+	}
+	if c.StreamRetentionBytes < -1 {
+		return fmt.Errorf("broker.stream-retention-bytes %d: must be positive, -1 or 0", c.StreamRetentionBytes)
+	}
+	if c.SegmentBytes < 0 || (c.SegmentBytes > 0 && c.SegmentBytes < 1<<20) {
+		return fmt.Errorf("broker.segment-bytes %d: must be at least 1 MiB, or 0 for the default", c.SegmentBytes)
 	}
 	if c.RetentionCheckInterval <= 0 {
 		return fmt.Errorf("broker.retention-check-interval %s: must be positive", c.RetentionCheckInterval)
@@ -145,10 +176,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.SeedTopics(int32(cfg.Partitions), Topics()...),
-		kfake.BrokerConfigs(map[string]string{
-			"log.retention.ms":    strconv.FormatInt(cfg.Retention.Milliseconds(), 10),
-			"log.retention.bytes": strconv.FormatInt(cfg.RetentionBytes, 10),
-		}),
+		kfake.BrokerConfigs(cfg.brokerConfigs()),
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
@@ -176,9 +204,20 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 			return nil, err
 		}
 	}
+	// Every start: the flags win over what a data dir was written with.
+	local, err := advertised("", ln.Addr())
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.configureTopics(context.Background(), local.String()); err != nil {
+		b.Close()
+		return nil, err
+	}
 	logger.Info("kafka broker started", "addr", b.addr, "listen", ln.Addr().String(),
 		"data_dir", cfg.DataDir, "loaded", loaded, "retention", cfg.Retention,
-		"retention_bytes", cfg.RetentionBytes, "partitions", cfg.Partitions)
+		"retention_bytes", cfg.RetentionBytes, "stream_retention", cfg.streamRetention(),
+		"stream_retention_bytes", cfg.streamRetentionBytes(), "partitions", cfg.Partitions)
 	return b, nil
 }
 

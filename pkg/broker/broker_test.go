@@ -258,6 +258,10 @@ func TestValidate(t *testing.T) {
 		{name: "zero retention bytes", mutate: func(c *Config) { c.RetentionBytes = 0 }, wantErr: "broker.retention-bytes"},
 		{name: "no partitions", mutate: func(c *Config) { c.Partitions = 0 }, wantErr: "broker.partitions"},
 		{name: "no check interval", mutate: func(c *Config) { c.RetentionCheckInterval = 0 }, wantErr: "broker.retention-check-interval"},
+		{name: "stream retention as the broker's", mutate: func(c *Config) { c.StreamRetention, c.StreamRetentionBytes = 0, 0 }},
+		{name: "negative stream retention", mutate: func(c *Config) { c.StreamRetention = -time.Second }, wantErr: "broker.stream-retention -1s"},
+		{name: "bad stream retention bytes", mutate: func(c *Config) { c.StreamRetentionBytes = -2 }, wantErr: "broker.stream-retention-bytes -2"},
+		{name: "tiny segments", mutate: func(c *Config) { c.SegmentBytes = 1000 }, wantErr: "broker.segment-bytes 1000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig("")
