@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -79,7 +80,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 		"Oldest records of a partition are deleted once it holds more bytes than this; -1 means no limit (Kafka's log.retention.bytes).")
 	f.DurationVar(&c.StreamRetention, "broker.stream-retention", 24*time.Hour,
 		"Retention of the stream topics (topic-monitor, topic-samples, topic-metrics), which the services consume within seconds; the other topics keep -broker.retention. 0: as -broker.retention.")
-	f.Int64Var(&c.StreamRetentionBytes, "broker.stream-retention-bytes", 128<<20,
+	f.Int64Var(&c.StreamRetentionBytes, "broker.stream-retention-bytes", 32<<20,
 		"Bytes a partition of a stream topic keeps before its oldest records are deleted; the broker holds about 100 bytes of memory per retained produce batch, so this bounds its memory. -1: no limit; 0: as -broker.retention-bytes.")
 	f.Int64Var(&c.SegmentBytes, "broker.segment-bytes", 16<<20,
 		"A partition's log rolls into a new file at this size; retention removes a file once all its records are deleted (Kafka's log.segment.bytes).")
@@ -131,6 +132,10 @@ type Broker struct {
 	logger  *slog.Logger
 	cluster *kfake.Cluster
 	addr    string
+	// admin talks to the broker's own listener.
+	admin   *kgo.Client
+	metrics *metrics
+	watch   retentionWatch
 
 	// mu orders Close after any retention pass: kfake's admin calls block
 	// forever on a closed cluster.
@@ -143,7 +148,14 @@ type Broker struct {
 
 // Start binds the listener, loads the data dir (or creates it) and starts
 // serving. The contract topics exist when it returns.
-func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
+func Start(cfg Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.reg == nil {
+		o.reg = prometheus.NewRegistry()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -169,7 +181,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		}
 	}
 
-	opts := []kfake.Opt{
+	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.ListenFn(func(string, string) (net.Listener, error) { return aln, nil }),
 		kfake.WithLogger(slogLogger{logger}),
@@ -179,12 +191,12 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		kfake.BrokerConfigs(cfg.brokerConfigs()),
 	}
 	if cfg.DataDir != "" {
-		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		kopts = append(kopts, kfake.DataDir(cfg.DataDir))
 	}
 	if cfg.SyncWrites {
-		opts = append(opts, kfake.SyncWrites())
+		kopts = append(kopts, kfake.SyncWrites())
 	}
-	cluster, err := kfake.NewCluster(opts...)
+	cluster, err := kfake.NewCluster(kopts...)
 	if err != nil {
 		// NewCluster closes the listener it got on failure.
 		return nil, fmt.Errorf("start broker on %s: %w", cfg.ListenAddress, err)
@@ -194,6 +206,7 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		logger:  logger,
 		cluster: cluster,
 		addr:    adv.String(),
+		metrics: newMetrics(o.reg),
 		stop:    make(chan struct{}),
 	}
 	if loaded {
@@ -205,12 +218,17 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		}
 	}
 	// Every start: the flags win over what a data dir was written with.
+	// Admin requests go to the listener itself: the advertised address
+	// need not be reachable from here.
 	local, err := advertised("", ln.Addr())
+	if err == nil {
+		b.admin, err = kgo.NewClient(kgo.SeedBrokers(local.String()))
+	}
 	if err != nil {
 		b.Close()
-		return nil, err
+		return nil, fmt.Errorf("admin client for broker %s: %w", b.addr, err)
 	}
-	if err := b.configureTopics(context.Background(), local.String()); err != nil {
+	if err := b.configureTopics(context.Background()); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -252,7 +270,9 @@ func (b *Broker) ApplyRetention() {
 	if b.closed {
 		return
 	}
+	b.look()
 	b.cluster.ApplyRetention()
+	b.look()
 }
 
 // Close stops serving and writes the broker's state to the data dir, so a
@@ -265,6 +285,9 @@ func (b *Broker) Close() {
 		return
 	}
 	b.closed = true
+	if b.admin != nil {
+		b.admin.Close()
+	}
 	b.cluster.Close()
 	b.logger.Info("kafka broker stopped", "addr", b.addr)
 }

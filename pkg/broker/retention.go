@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -60,14 +59,7 @@ func (c *Config) topicConfigs(topic string) map[string]string {
 
 // configureTopics sets every contract topic's retention configs, so the
 // flags of this start win over those a data dir was written with.
-// It talks to the listener itself: the advertised address need not be
-// reachable from here.
-func (b *Broker) configureTopics(ctx context.Context, local string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(local))
-	if err != nil {
-		return fmt.Errorf("client for broker %s: %w", local, err)
-	}
-	defer cl.Close()
+func (b *Broker) configureTopics(ctx context.Context) error {
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	for _, t := range Topics() {
 		r := kmsg.NewIncrementalAlterConfigsRequestResource()
@@ -84,9 +76,9 @@ func (b *Broker) configureTopics(ctx context.Context, local string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
+	resp, err := req.RequestWith(ctx, b.admin.SeedBrokers()[0])
 	if err != nil {
-		return fmt.Errorf("configure topics on %s: %w", local, err)
+		return fmt.Errorf("configure topics on %s: %w", b.addr, err)
 	}
 	for _, r := range resp.Resources {
 		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {

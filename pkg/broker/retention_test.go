@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -112,4 +115,45 @@ func TestRetentionFreesBatchState(t *testing.T) {
 	t.Logf("after retention: %d bytes (%.0f bytes per deleted batch left)", freed, float64(int64(freed)-int64(before))/batches)
 	require.Less(t, int64(freed)-int64(before), int64(grown-before)/5, "retention freed at least 80%% of the batch state")
 	require.Len(t, readAll(t, b.Addrs()[0], contract.TopicMetrics), cfg.Partitions)
+}
+
+// TestRetentionCountsUnconsumedRecords: records retention deletes before a
+// consumer group committed past them are counted and logged, never lost
+// silently.
+func TestRetentionCountsUnconsumedRecords(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Partitions = 1
+	reg := prometheus.NewRegistry()
+	b, err := Start(cfg, nil, Metrics(reg))
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	addr := b.Addrs()[0]
+	produce(t, addr, contract.TopicMetrics, records(5, time.Now().Add(-2*time.Hour))...)
+	produce(t, addr, contract.TopicMetrics, records(2, time.Now())...)
+
+	// The persister's group read two of the five old records, the
+	// ruler-like reader none (no group: nothing to lose on its behalf).
+	cl := &kafka.Client{Addr: kafka.TCP(addr)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = cl.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID: "tmaflow-persister", GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{contract.TopicMetrics: {{Partition: 0, Offset: 2}}},
+	})
+	require.NoError(t, err)
+	_, err = cl.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID: "caught-up", GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{contract.TopicMetrics: {{Partition: 0, Offset: 7}}},
+	})
+	require.NoError(t, err)
+
+	b.ApplyRetention()
+	require.Len(t, readAll(t, addr, contract.TopicMetrics), 2)
+	require.Equal(t, 3.0, testutil.ToFloat64(b.metrics.unconsumed.WithLabelValues(contract.TopicMetrics, "tmaflow-persister")))
+	require.Equal(t, 0.0, testutil.ToFloat64(b.metrics.unconsumed.WithLabelValues(contract.TopicMetrics, "caught-up")))
+	require.Equal(t, 2.0, testutil.ToFloat64(b.metrics.records.WithLabelValues(contract.TopicMetrics)))
+
+	// A second pass deletes nothing more and counts nothing again.
+	b.ApplyRetention()
+	require.Equal(t, 3.0, testutil.ToFloat64(b.metrics.unconsumed.WithLabelValues(contract.TopicMetrics, "tmaflow-persister")))
 }

@@ -94,7 +94,7 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (_ *Bus, e
 		}
 	}()
 	if cfg.Embedded() {
-		if b.broker, err = broker.Start(cfg.Broker, logger.With("component", "broker")); err != nil {
+		if b.broker, err = broker.Start(cfg.Broker, logger.With("component", "broker"), broker.Metrics(reg)); err != nil {
 			return nil, err
 		}
 		b.kafka.Brokers = b.broker.Addrs()
