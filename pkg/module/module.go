@@ -91,6 +91,10 @@ type Deps struct {
 	// service's prober is.
 	Prober *service.Prober
 	Logger *slog.Logger
+	// Admit says whether ingest may go on now: nil, or an error whose
+	// *budget.Refusal gives the status to answer (429, 503). Never nil;
+	// without budgets it always admits.
+	Admit func() error
 }
 
 // Bus is the message bus as one service sees it. Subscribers and readers

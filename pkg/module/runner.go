@@ -42,6 +42,9 @@ type Options struct {
 	// Signals makes SIGINT/SIGTERM shut down and SIGHUP reload; in-process
 	// callers use Shutdown and Reload instead.
 	Signals bool
+	// Admit is the process's budget check for ingest (Deps.Admit). Nil:
+	// always admit.
+	Admit func() error
 }
 
 // Runner runs services in one run group: it builds them from their
@@ -82,6 +85,9 @@ func NewRunner(b Backend, mods []*Module, opts Options) (_ *Runner, err error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	if opts.Admit == nil {
+		opts.Admit = func() error { return nil }
+	}
 	if err := RegisterRuntimeMetrics(opts.Registry); err != nil {
 		return nil, err
 	}
@@ -118,7 +124,7 @@ func (r *Runner) start(b Backend, m *Module, opts Options) error {
 	logger := r.logger.With("component", m.Name)
 	u := &unit{name: m.Name, prober: service.NewProber(), bus: &serviceBus{backend: b, logger: logger, reg: reg}}
 	r.units = append(r.units, u)
-	svc, err := m.New(Deps{Bus: u.bus, Registry: reg, Prober: u.prober, Logger: logger})
+	svc, err := m.New(Deps{Bus: u.bus, Registry: reg, Prober: u.prober, Logger: logger, Admit: opts.Admit})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,9 @@ import (
 type RuntimeConfig struct {
 	GCPercent      int
 	MemoryLimitMiB int64
+	// DefaultMemoryLimitMiB, set before RegisterFlags, is the default of
+	// -runtime.memory-limit-mib (0: none).
+	DefaultMemoryLimitMiB int64
 
 	defaultGCPercent int
 }
@@ -25,7 +28,7 @@ type RuntimeConfig struct {
 func (c *RuntimeConfig) RegisterFlags(f FlagSet, defaultGCPercent int) {
 	c.defaultGCPercent = defaultGCPercent
 	f.IntVar(&c.GCPercent, "runtime.gc-percent", defaultGCPercent, "Heap growth between garbage collections, in percent (Go's GOGC; -1 turns collection off but for the memory limit). The GOGC environment variable wins over the default, this flag over both.")
-	f.Int64Var(&c.MemoryLimitMiB, "runtime.memory-limit-mib", 0, "Soft memory limit of the Go runtime in MiB (GOMEMLIMIT): collections run as often as needed to stay under it, whatever runtime.gc-percent says. 0: none, or GOMEMLIMIT from the environment.")
+	f.Int64Var(&c.MemoryLimitMiB, "runtime.memory-limit-mib", c.DefaultMemoryLimitMiB, "Soft memory limit of the Go runtime in MiB (GOMEMLIMIT): collections run as often as needed to stay under it, whatever runtime.gc-percent says; the memory budget refuses ingest near it. 0: none, or GOMEMLIMIT from the environment, which wins over the default.")
 }
 
 // Validate checks the values.
@@ -45,7 +48,7 @@ func (c *RuntimeConfig) Apply(logger *slog.Logger) {
 	if _, fromEnv := os.LookupEnv("GOGC"); !fromEnv || c.GCPercent != c.defaultGCPercent {
 		debug.SetGCPercent(c.GCPercent)
 	}
-	if c.MemoryLimitMiB > 0 {
+	if _, fromEnv := os.LookupEnv("GOMEMLIMIT"); c.MemoryLimitMiB > 0 && (!fromEnv || c.MemoryLimitMiB != c.DefaultMemoryLimitMiB) {
 		debug.SetMemoryLimit(c.MemoryLimitMiB << 20)
 	}
 	logger.Debug("go runtime", "gc_percent_flag", c.GCPercent, "memory_limit_bytes", debug.SetMemoryLimit(-1))

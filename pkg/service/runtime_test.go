@@ -48,6 +48,20 @@ func TestRuntimeConfig(t *testing.T) {
 		c.Apply(logger)
 		require.Equal(t, int64(512<<20), debug.SetMemoryLimit(-1))
 	})
+	t.Run("default memory limit, GOMEMLIMIT wins over it", func(t *testing.T) {
+		var c RuntimeConfig
+		c.DefaultMemoryLimitMiB = 256
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		c.RegisterFlags(fs, 400)
+		require.NoError(t, fs.Parse(nil))
+		c.Apply(logger)
+		require.Equal(t, int64(256<<20), debug.SetMemoryLimit(-1))
+
+		debug.SetMemoryLimit(300 << 20) // what the runtime took from GOMEMLIMIT
+		t.Setenv("GOMEMLIMIT", "300MiB")
+		c.Apply(logger)
+		require.Equal(t, int64(300<<20), debug.SetMemoryLimit(-1))
+	})
 	t.Run("invalid", func(t *testing.T) {
 		require.ErrorContains(t, parse(t, "-runtime.gc-percent=-2").Validate(), "runtime.gc-percent")
 		require.ErrorContains(t, parse(t, "-runtime.memory-limit-mib=-1").Validate(), "runtime.memory-limit-mib")

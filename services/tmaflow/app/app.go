@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tmaflow/tmaflow/pkg/budget"
 	"github.com/tmaflow/tmaflow/pkg/bus/backend"
 	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/pkg/service"
@@ -65,14 +67,29 @@ func New(cfg Config, opts Options) (_ *App, err error) {
 	if a.bus, err = backend.Open(cfg.Bus, logger, reg); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	bopts := budget.Options{Dir: cfg.DataDir, Logger: logger.With("component", "budget"), Registerer: reg}
+	if b := a.bus.Broker(); b != nil {
+		bopts.Relieve = b.ApplyRetention
+	}
+	guard, err := budget.New(cfg.Budget, bopts)
+	if err != nil {
+		return nil, err
+	}
+	// Checked before any service serves.
+	guard.Check()
 	if a.runner, err = module.NewRunner(a.bus, targets, module.Options{
 		Logger:        logger,
 		Registry:      reg,
 		OwnRegistries: true,
 		Signals:       opts.Signals,
+		Admit:         guard.Admit,
 	}); err != nil {
 		return nil, err
 	}
+	a.runner.Add(guard.Execute, guard.Interrupt)
 	if cfg.DebugListenAddress != "" {
 		if a.debug, err = service.Listen(cfg.DebugListenAddress, debugMux(), nil, logger.With("component", "debug")); err != nil {
 			return nil, fmt.Errorf("debug server: %w", err)

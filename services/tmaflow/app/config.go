@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tmaflow/tmaflow/pkg/budget"
 	"github.com/tmaflow/tmaflow/pkg/bus/backend"
 	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/pkg/service"
@@ -32,6 +33,7 @@ type Config struct {
 
 	Log     service.LogConfig
 	Runtime service.RuntimeConfig
+	Budget  budget.Config
 	Bus     backend.Config
 	// Modules are every module of the table, configured by the flags
 	// whether it runs or not.
@@ -41,6 +43,9 @@ type Config struct {
 	dataDirFlags []dataDirFlag
 	resolved     bool
 }
+
+// DefaultMemoryLimitMiB is the all-in-one's default Go memory limit.
+const DefaultMemoryLimitMiB = 2048
 
 // dataDirFlag is a module flag whose default is a subdirectory of DataDir.
 type dataDirFlag struct {
@@ -57,8 +62,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DebugListenAddress, "debug.listen-address", "", "Serve Go's /debug/pprof profiles on this address (off when empty; never expose it publicly).")
 	fs.StringVar(&c.Registry, "registry", "", "Registry file of every service (probes, resources, descriptions, label_rules): the default of -monitor.auth.registry, -labeler.registry and -persister.api.auth.registry (when empty, -monitor.auth.registry is). Reloaded on SIGHUP.")
 	c.Log.RegisterFlags(fs)
-	// The all-in-one's heap is small at the scale one process serves.
+	// The all-in-one's heap is small at the scale one process serves; the
+	// memory limit is the budget that refuses ingest before an OOM kill.
+	c.Runtime.DefaultMemoryLimitMiB = DefaultMemoryLimitMiB
 	c.Runtime.RegisterFlags(fs, 400)
+	c.Budget.RegisterFlags(fs)
 	c.Bus.RegisterEmbeddedFlags(fs)
 	c.Bus.RegisterFlags(fs)
 	for _, m := range c.Modules {
@@ -123,6 +131,9 @@ func (c *Config) Validate() error {
 	c.resolve()
 	var errs []error
 	if err := c.Runtime.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Budget.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	c.Bus.Broker.DataDir = c.BrokerDataDir()
