@@ -8,8 +8,9 @@ import (
 	"syscall"
 )
 
-// dirSize sums the sizes of the regular files under dir. Files that vanish
-// while it walks (retention, compaction) are skipped.
+// dirSize sums what the regular files under dir take on disk (allocated
+// blocks: a preallocated or sparse file counts what it really holds).
+// Files that vanish while it walks (retention, compaction) are skipped.
 func dirSize(dir string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -29,7 +30,7 @@ func dirSize(dir string) (int64, error) {
 			}
 			return err
 		}
-		n += info.Size()
+		n += allocated(info)
 		return nil
 	})
 	if err != nil {
@@ -46,4 +47,13 @@ func freeBytes(dir string) (int64, error) {
 		return 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// allocated is the disk space a file takes: its blocks where the system
+// reports them, else its size.
+func allocated(info fs.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return info.Size()
 }
