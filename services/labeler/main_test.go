@@ -49,31 +49,8 @@ func freeAddr(t *testing.T) string {
 // on topic-monitor comes out on topic-metrics keyed by tenant and
 // resource, and the consumed offset is committed after that.
 func TestMainKafka(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
-	addr := freeAddr(t)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- runMain(ctx, []string{
-			"--kafka.brokers=" + strings.Join(brokers, ","), "--kafka.partitions=2", "--listen-address=" + addr,
-			"--registry=" + filepath.Join("labeler", "testdata", "registry.yaml"),
-			"--kafka.heartbeat-interval=100ms", "--kafka.session-timeout=6s", "--kafka.rebalance-timeout=4s",
-			"--kafka.commit-interval=50ms", "--kafka.fetch-max-wait=100ms", "--log.level=error",
-		}, io.Discard)
-	}()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond)
+	brokers := startKafka(t)
+	stop := startLabeler(t, brokers)
 
 	w := &kafkago.Writer{Addr: kafkago.TCP(brokers...), RequiredAcks: kafkago.RequireAll, BatchTimeout: time.Millisecond}
 	tctx, tcancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -91,7 +68,10 @@ func TestMainKafka(t *testing.T) {
 	}))
 	require.NoError(t, w.Close())
 
-	var recs []kafkago.Message
+	var (
+		recs []kafkago.Message
+		err  error
+	)
 	require.Eventually(t, func() bool {
 		recs, err = brokertest.ReadAll(tctx, brokers[0], contract.TopicMetrics)
 		return err == nil && len(recs) > 0
@@ -132,11 +112,50 @@ func TestMainKafka(t *testing.T) {
 		return committed == 1
 	}, 10*time.Second, 50*time.Millisecond)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("labeler did not stop")
+	stop()
+}
+
+// startKafka starts an in-process Kafka for the test.
+func startKafka(t *testing.T) []string {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	return cluster.ListenAddrs()
+}
+
+// startLabeler runs the command on brokers until it is ready; args add
+// flags. stop ends it and requires a clean exit.
+func startLabeler(t *testing.T, brokers []string, args ...string) (stop func()) {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() {
+		done <- runMain(ctx, append([]string{
+			"--kafka.brokers=" + strings.Join(brokers, ","), "--kafka.partitions=2", "--listen-address=" + addr,
+			"--registry=" + filepath.Join("labeler", "testdata", "registry.yaml"),
+			"--kafka.heartbeat-interval=100ms", "--kafka.session-timeout=6s", "--kafka.rebalance-timeout=4s",
+			"--kafka.commit-interval=50ms", "--kafka.fetch-max-wait=100ms", "--log.level=error",
+		}, args...), io.Discard)
+	}()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/-/ready")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+	return func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("labeler did not stop")
+		}
 	}
 }

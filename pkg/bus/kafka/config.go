@@ -6,6 +6,10 @@
 // other metadata entry is a record header and back, and the Watermill UUID
 // travels in the HeaderUUID header (left out when the UUID is empty, so plain
 // Kafka consumers see only the contract headers).
+//
+// Producers compress every record batch with the -kafka.compression codec
+// (zstd by default, see DefaultCompression); consumers, ours and any Kafka
+// client, decompress transparently.
 package kafka
 
 import (
@@ -40,6 +44,9 @@ type Config struct {
 	WriteTimeout   time.Duration
 	PublishTimeout time.Duration
 	MaxAttempts    int
+	// Compression is the codec of produced record batches (see
+	// Compressions).
+	Compression string
 
 	DialTimeout time.Duration
 
@@ -83,6 +90,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.WriteTimeout, "kafka.write-timeout", 10*time.Second, "Timeout of one produce request.")
 	f.DurationVar(&c.PublishTimeout, "kafka.publish-timeout", 30*time.Second, "Bound on Publish when the message context has no deadline.")
 	f.IntVar(&c.MaxAttempts, "kafka.max-attempts", 5, "Attempts of one produce batch before its records fail.")
+	f.StringVar(&c.Compression, "kafka.compression", DefaultCompression, "Codec of produced record batches: "+strings.Join(Compressions(), ", ")+". The broker stores batches as sent and consumers decompress them; zstd needs Kafka 2.1 or later in brokers and consumers, lz4 suits older ones.")
 	f.DurationVar(&c.DialTimeout, "kafka.dial-timeout", 5*time.Second, "Timeout to connect to a broker.")
 	f.StringVar(&c.ConsumerGroup, "kafka.consumer-group", "", "Consumer group id; empty: each subscriber reads every partition without committing.")
 	f.StringVar(&c.StartOffset, "kafka.start-offset", StartEarliest, "Where a group without a committed offset starts: earliest or latest.")
@@ -125,6 +133,9 @@ func (c Config) Validate() error {
 	check(c.WriteTimeout > 0, "kafka.write-timeout must be > 0, got %s", c.WriteTimeout)
 	check(c.PublishTimeout > 0, "kafka.publish-timeout must be > 0, got %s", c.PublishTimeout)
 	check(c.MaxAttempts > 0, "kafka.max-attempts must be > 0, got %d", c.MaxAttempts)
+	if _, err := parseCompression(c.Compression); err != nil {
+		errs = append(errs, err)
+	}
 	check(c.DialTimeout > 0, "kafka.dial-timeout must be > 0, got %s", c.DialTimeout)
 	check(c.StartOffset == StartEarliest || c.StartOffset == StartLatest, "kafka.start-offset must be %s or %s, got %q", StartEarliest, StartLatest, c.StartOffset)
 	check(c.CommitInterval >= 0, "kafka.commit-interval must be >= 0, got %s", c.CommitInterval)

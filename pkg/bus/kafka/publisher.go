@@ -82,6 +82,7 @@ func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*
 		BatchSize:    cfg.BatchSize,
 		BatchBytes:   cfg.BatchBytes,
 		BatchTimeout: cfg.BatchTimeout,
+		Compression:  cfg.codec(),
 		ReadTimeout:  cfg.WriteTimeout,
 		WriteTimeout: cfg.WriteTimeout,
 		RequiredAcks: kafka.RequireAll,

@@ -62,6 +62,8 @@ type sender struct {
 	batchBytes  int64
 	maxRequest  int64
 	maxAttempts int
+	// compression is the codec of every record set it produces.
+	compression protocol.Attributes
 	timeout     time.Duration
 	backoffMin  time.Duration
 	backoffMax  time.Duration
@@ -136,6 +138,7 @@ func newSender(c cluster, cfg Config, completion func(topic string, records int)
 		batchBytes:   cfg.BatchBytes,
 		maxRequest:   max(cfg.BatchBytes, minRequestBytes),
 		maxAttempts:  cfg.MaxAttempts,
+		compression:  protocol.Attributes(cfg.codec()),
 		timeout:      cfg.WriteTimeout,
 		backoffMin:   100 * time.Millisecond,
 		backoffMax:   time.Second,
@@ -421,10 +424,7 @@ func (s *sender) request(batch []pendingRecord) (*produceapi.Request, []partitio
 		if _, ok := records[r.key]; !ok {
 			order = append(order, r.key)
 		}
-		// Keys and values are readers, used up by each attempt.
-		records[r.key] = append(records[r.key], kafka.Record{
-			Time: r.msg.Time, Key: kafka.NewBytes(r.msg.Key), Value: kafka.NewBytes(r.msg.Value), Headers: r.msg.Headers,
-		})
+		records[r.key] = append(records[r.key], produceRecord(r.msg))
 	}
 	req := &produceapi.Request{Acks: int16(kafka.RequireAll), Timeout: int32(s.timeout.Milliseconds())}
 	topicIdx := map[string]int{}
@@ -438,13 +438,25 @@ func (s *sender) request(batch []pendingRecord) (*produceapi.Request, []partitio
 		rs := records[key]
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, produceapi.RequestPartition{
 			Partition: int32(key.partition),
-			RecordSet: protocol.RecordSet{Records: kafka.NewRecordReader(rs...)},
+			RecordSet: s.recordSet(rs),
 		})
 		if s.completion != nil {
 			s.completion(key.topic, len(rs))
 		}
 	}
 	return req, order
+}
+
+// produceRecord is m as a record of a produce request. Its key and value
+// are readers, used up by each attempt, so every attempt makes its own.
+func produceRecord(m *kafka.Message) kafka.Record {
+	return kafka.Record{Time: m.Time, Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}
+}
+
+// recordSet is the record batch of one partition, compressed with the
+// configured codec when it is encoded into the request.
+func (s *sender) recordSet(records []kafka.Record) protocol.RecordSet {
+	return protocol.RecordSet{Attributes: s.compression, Records: kafka.NewRecordReader(records...)}
 }
 
 func (s *sender) sleep(attempt int) bool {
