@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,4 +201,47 @@ evals{group="b"} 4
 	got, err = Scrape(context.Background(), srv.Client(), srv.URL, "evals")
 	require.NoError(t, err)
 	require.Equal(t, map[string]float64{"evals": 7}, got)
+}
+
+// TestSendObserve: every answer is observed, rejected ones with their
+// status, and open-loop latency counts from the request's slot.
+func TestSendObserve(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%4 == 0 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var minLat time.Duration = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &SendStats{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Send(ctx, SendConfig{
+			URL: srv.URL, Resources: []int64{1, 2}, DataItems: 3, Concurrency: 2, Rate: 200,
+			Observe: func(lat time.Duration, status int) {
+				mu.Lock()
+				defer mu.Unlock()
+				statuses[status]++
+				if status == http.StatusOK {
+					minLat = min(minLat, lat)
+				}
+			},
+		}, st)
+	}()
+	require.Eventually(t, func() bool { return st.OK.Load() >= 20 }, 30*time.Second, 5*time.Millisecond)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, int(st.OK.Load()), statuses[http.StatusOK])
+	require.Equal(t, int(st.Failed.Load()), statuses[http.StatusTooManyRequests])
+	require.Positive(t, statuses[http.StatusTooManyRequests])
+	require.GreaterOrEqual(t, minLat, 2*time.Millisecond, "the server's time is in every latency")
 }

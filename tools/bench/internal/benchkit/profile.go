@@ -17,30 +17,49 @@ import (
 // FetchProfile saves a CPU profile of d from a Go pprof endpoint.
 func FetchProfile(ctx context.Context, debugAddr string, d time.Duration, path string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
+	if err := Download(ctx, url, d+30*time.Second, path); err != nil {
 		return fmt.Errorf("cpu profile: %w", err)
 	}
-	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	return nil
+}
+
+// Download saves what url answers (a pprof profile) in path.
+func Download(ctx context.Context, url string, timeout time.Duration, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+		return err
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: status %d", resp.StatusCode)
+		return fmt.Errorf("%s: status %d", url, resp.StatusCode)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("write cpu profile %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write cpu profile %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// PprofTop is `go tool pprof -top` of the profile at path of bin, with
+// extra options (-nodecount=20, -sample_index=inuse_space).
+func PprofTop(ctx context.Context, goBin, bin, path string, opts ...string) (string, error) {
+	args := append(append([]string{"tool", "pprof", "-top"}, opts...), bin, path)
+	out, err := exec.CommandContext(ctx, goBin, args...).Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof -top %s: %w", path, err)
+	}
+	return string(out), nil
 }
 
 // A Part is what a stack is attributed to: the first of a list of
@@ -110,11 +129,9 @@ func Summarise(ctx context.Context, goBin, bin, path string, wall time.Duration,
 		work[Attribute(st.Frames, works, false, "other (runtime, std)")] += st.CPU
 	}
 	s.Services, s.Works = sorted(svc), sorted(work)
-	top, err := exec.CommandContext(ctx, goBin, "tool", "pprof", "-top", "-nodecount=20", bin, path).Output()
-	if err != nil {
-		return ProfileSummary{}, fmt.Errorf("go tool pprof -top %s: %w", path, err)
+	if s.Top, err = PprofTop(ctx, goBin, bin, path, "-nodecount=20"); err != nil {
+		return ProfileSummary{}, err
 	}
-	s.Top = string(top)
 	return s, nil
 }
 
@@ -210,10 +227,11 @@ func PrintProfile(out io.Writer, p *ProfileSummary) {
 			_, _ = fmt.Fprintf(out, "  %5.1f%%  %s\n", 100*s.CPU.Seconds()/p.Total.Seconds(), s.Name)
 		}
 	}
-	_, _ = fmt.Fprintf(out, "top functions (flat):\n%s", indent(p.Top))
+	_, _ = fmt.Fprintf(out, "top functions (flat):\n%s", Indent(p.Top))
 }
 
-func indent(s string) string {
+// Indent indents every line of s by two spaces.
+func Indent(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	for i, l := range lines {
 		lines[i] = "  " + l

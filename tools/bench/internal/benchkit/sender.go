@@ -29,6 +29,12 @@ type SendConfig struct {
 	Rate float64
 	// Value is each observation's value; nil: SampleValue.
 	Value ValueFunc
+	// Observe, when set, is told every answered or failed request: its
+	// latency, from its slot of the schedule with a rate (a late request
+	// counts its wait, so a stalled monitor shows as latency), else from
+	// its start; its status, 0 when no answer came. Workers call it
+	// concurrently.
+	Observe func(latency time.Duration, status int)
 }
 
 // SendStats counts what the monitor answered; safe for concurrent use.
@@ -122,6 +128,10 @@ func sendLoop(ctx context.Context, client loadgen.Doer, cfg SendConfig, own []in
 		if !awaitSlot(ctx, start, k, interval) {
 			return
 		}
+		began := time.Now()
+		if interval > 0 {
+			began = start.Add(time.Duration(k) * interval)
+		}
 		batch := max(cfg.Batch, 1)
 		buf = buf[:0]
 		if batch > 1 {
@@ -140,9 +150,13 @@ func sendLoop(ctx context.Context, client loadgen.Doer, cfg SendConfig, own []in
 			buf = append(buf, ']')
 		}
 		status, err := Post(ctx, client, cfg, buf)
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return
+		}
+		if cfg.Observe != nil {
+			cfg.Observe(time.Since(began), status)
+		}
+		switch {
 		case err != nil:
 			st.Fail(err)
 		case status != http.StatusOK:

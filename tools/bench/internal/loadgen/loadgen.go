@@ -144,7 +144,7 @@ func run(ctx context.Context, client *http.Client, cfg Config) (Result, error) {
 		sched = make(chan time.Time, cfg.Concurrency)
 		wg.Go(func() { schedule(sending, start, cfg.Rate, sched) })
 	}
-	cpuBefore := processCPU()
+	cpuBefore := ProcessCPU()
 	workers := make([]*worker, cfg.Concurrency)
 	for i := range workers {
 		w := &worker{statuses: map[int]int{}, lat: make([]time.Duration, 0, 4096)}
@@ -153,7 +153,7 @@ func run(ctx context.Context, client *http.Client, cfg Config) (Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpuBefore
+	cpu := ProcessCPU() - cpuBefore
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("load run: %w", err)
 	}
@@ -283,8 +283,8 @@ func Percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// processCPU is the user and system CPU time the process used so far.
-func processCPU() time.Duration {
+// ProcessCPU is the user and system CPU time the process used so far.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0 // not measurable: the report shows 0

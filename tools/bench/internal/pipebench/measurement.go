@@ -215,7 +215,7 @@ func (b *bench) printRun(m *Measurement) {
 	if pts := m.windowPoints(); len(pts) > 0 && len(pts[0].Lags) > 0 {
 		line := ""
 		for i, c := range consumers {
-			line += fmt.Sprintf(" %s %d→%d (handler mean %s),", c.name, pts[0].Lags[i], pts[len(pts)-1].Lags[i], m.HandlerMean(i).Round(time.Microsecond))
+			line += fmt.Sprintf(" %s %d→%d (handler mean %s),", c.Name, pts[0].Lags[i], pts[len(pts)-1].Lags[i], m.HandlerMean(i).Round(time.Microsecond))
 		}
 		b.printf("%-12s lag over the window:%s records\n", m.Name, strings.TrimSuffix(line, ","))
 	}
@@ -281,7 +281,7 @@ func printTimeline(out io.Writer, m *Measurement) {
 	head := "t\tstored/s\t"
 	if len(m.Points) > 0 {
 		for i := range m.Points[0].Lags {
-			head += consumers[i].name + " lag\t"
+			head += consumers[i].Name + " lag\t"
 		}
 	}
 	_, _ = fmt.Fprintln(tw, head+"RSS MiB\tCPU cores\t")

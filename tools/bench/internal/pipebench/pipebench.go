@@ -20,13 +20,11 @@ package pipebench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -39,13 +37,9 @@ import (
 // Config is one pipeline benchmark.
 type Config struct {
 	benchkit.Setup
-	// FirstResource is the first resourceId; Resources ids follow it.
-	FirstResource int64
-	Resources     int
-	DataItems     int
+	benchkit.Load
 	// MessagesPerRequest > 1 posts JSON arrays of that many messages.
 	MessagesPerRequest int
-	Concurrency        int
 	// Rate, when > 0, is the one message rate tried; 0 searches.
 	Rate           float64
 	Attempts       int
@@ -70,11 +64,8 @@ type Config struct {
 // RegisterFlags registers the benchmark's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Setup.RegisterFlags(fs, "Prometheus binary receiving the remote-write load")
-	fs.Int64Var(&c.FirstResource, "first-resource", 101098, "First resourceId (the demo registry's resource); the others follow it.")
-	fs.IntVar(&c.Resources, "resources", 256, "Distinct resources: each makes data-items series.")
-	fs.IntVar(&c.DataItems, "data-items", 20, "Data items (of one observation each) per message: samples per message.")
+	c.Load.RegisterFlags(fs, 32)
 	fs.IntVar(&c.MessagesPerRequest, "messages-per-request", 1, "TMA messages per POST (a JSON array when > 1, as TMA's Kubernetes probe sends); each is still one record of topic-monitor.")
-	fs.IntVar(&c.Concurrency, "concurrency", 32, "Connections posting to the monitor.")
 	fs.Float64Var(&c.Rate, "rate", 0, "Messages/s to offer tmaflow (open loop); 0 calibrates and searches for the highest sustained rate.")
 	fs.IntVar(&c.Attempts, "attempts", 4, "Rates tried by the search.")
 	fs.DurationVar(&c.Calibrate, "calibrate", 15*time.Second, "Closed-loop run that picks the first rate of the search.")
@@ -112,10 +103,7 @@ func (c *Config) Validate() error {
 }
 
 // Consumer groups of the all-in-one's defaults.
-var consumers = []consumer{
-	{name: "labeler", group: "tmaflow-labeler", topic: "topic-monitor"},
-	{name: "persister", group: "tmaflow-persister", topic: "topic-metrics"},
-}
+var consumers = benchkit.PipelineConsumers
 
 const (
 	metricAppended = "prometheus_tsdb_head_samples_appended_total"
@@ -177,7 +165,7 @@ type bench struct {
 	bin    string
 	tf     *benchkit.Process
 	addrs  tmaflowAddrs
-	lags   *lagReader
+	lags   *benchkit.LagReader
 	client *http.Client
 }
 
@@ -275,26 +263,20 @@ func (b *bench) startTmaflow(ctx context.Context) error {
 			return err
 		}
 	}
-	b.lags = newLagReader(b.addrs.broker)
+	b.lags = benchkit.NewLagReader(b.addrs.broker)
 	return nil
 }
 
 func (b *bench) sendConfig(rate float64) benchkit.SendConfig {
-	res := make([]int64, b.cfg.Resources)
-	for i := range res {
-		res[i] = b.cfg.FirstResource + int64(i)
-	}
-	return benchkit.SendConfig{
-		URL: "http://" + b.addrs.monitor + "/monitor", User: b.cfg.User, Password: b.cfg.Password,
-		ProbeID: b.cfg.ProbeID, Resources: res, DataItems: b.cfg.DataItems,
-		Batch: b.cfg.MessagesPerRequest, Concurrency: b.cfg.Concurrency, Rate: rate,
-	}
+	cfg := b.cfg.SendConfig(b.cfg.Setup, b.addrs.monitor, rate)
+	cfg.Batch = b.cfg.MessagesPerRequest
+	return cfg
 }
 
 // tmaflowPhase calibrates, drains and searches the highest sustained rate.
 func (b *bench) tmaflowPhase(ctx context.Context, rep *Report) error {
 	st := &benchkit.SendStats{}
-	if err := b.sendFirst(ctx); err != nil {
+	if err := benchkit.SendFirst(ctx, b.sendConfig(0)); err != nil {
 		return err
 	}
 	rate := b.cfg.Rate
@@ -362,22 +344,6 @@ func (b *bench) tmaflowPhase(ctx context.Context, rep *Report) error {
 	return b.profileBest(ctx, rep)
 }
 
-// sendFirst posts one message: it pays for the credential hash (bcrypt)
-// that later requests get from the registry's cache, and proves the
-// setup.
-func (b *bench) sendFirst(ctx context.Context) error {
-	cfg := b.sendConfig(0)
-	body := benchkit.AppendMessage(nil, cfg.ProbeID, cfg.Resources[0], 0, time.Now().Add(-time.Minute).UnixMilli(), cfg.DataItems, nil)
-	status, err := benchkit.Post(ctx, http.DefaultClient, cfg, body)
-	if err == nil && status != http.StatusOK {
-		err = fmt.Errorf("status %d", status)
-	}
-	if err != nil {
-		return fmt.Errorf("first message to %s as %s: %w", cfg.URL, cfg.User, err)
-	}
-	return nil
-}
-
 // profileBest summarises the CPU profile taken during the best attempt
 // (the last one when none was sustained).
 func (b *bench) profileBest(ctx context.Context, rep *Report) error {
@@ -439,7 +405,7 @@ func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, 
 			{lm[metricHandler+"_sum"], lm[metricHandler+"_count"]},
 			{m[metricHandler+"_sum"], m[metricHandler+"_count"]},
 		}
-		p.Lags, err = b.lags.lags(ctx, consumers)
+		p.Lags, err = b.lags.Lags(ctx, consumers)
 		if err != nil {
 			return err
 		}
@@ -495,29 +461,13 @@ type drained struct {
 // drain waits until both consumer groups committed everything.
 func (b *bench) drain(ctx context.Context) (drained, error) {
 	start := time.Now()
-	first := int64(-1)
 	m0, err := benchkit.Scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
 	if err != nil {
 		return drained{}, err
 	}
-	for {
-		lags, err := b.lags.lags(ctx, consumers)
-		if err != nil {
-			return drained{}, err
-		}
-		total := sum(lags)
-		if first < 0 {
-			first = total
-		}
-		if total == 0 {
-			break
-		}
-		if time.Since(start) > b.cfg.DrainTimeout {
-			return drained{}, fmt.Errorf("consumers still %d records behind after %s", total, b.cfg.DrainTimeout)
-		}
-		if !service.Sleep(ctx, 250*time.Millisecond) {
-			return drained{}, ctx.Err()
-		}
+	first, err := benchkit.Drain(ctx, b.lags, consumers, b.cfg.DrainTimeout)
+	if err != nil {
+		return drained{}, err
 	}
 	took := time.Since(start)
 	m1, err := benchkit.Scrape(ctx, b.client, "http://"+b.addrs.persister+"/metrics", metricAppended)
@@ -529,30 +479,8 @@ func (b *bench) drain(ctx context.Context) (drained, error) {
 
 // series lists what tmaflow stored, through its query API as the probe.
 func (b *bench) series(ctx context.Context) ([]map[string]string, error) {
-	q := url.Values{"match[]": {`{__name__=~".+"}`}}
-	u := "http://" + b.addrs.persister + "/api/v1/series?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("series: %w", err)
-	}
-	req.SetBasicAuth(b.cfg.User, b.cfg.Password)
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("series: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var body struct {
-		Status string              `json:"status"`
-		Error  string              `json:"error"`
-		Data   []map[string]string `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("series: decode: %w", err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("series: %s: %s", resp.Status, body.Error)
-	}
-	return body.Data, nil
+	api := benchkit.QueryAPI{Client: b.client, URL: "http://" + b.addrs.persister, User: b.cfg.User, Password: b.cfg.Password}
+	return api.Series(ctx, `{__name__=~".+"}`)
 }
 
 // prometheusPhase starts a Prometheus on a fresh data dir and
@@ -562,31 +490,13 @@ func (b *bench) prometheusPhase(ctx context.Context, groups []benchkit.Group, pe
 	if len(groups) == 0 {
 		return nil, errors.New("no series to remote-write")
 	}
-	ports, err := benchkit.FreePorts(1)
-	if err != nil {
-		return nil, err
-	}
-	addr := ports[0]
 	perRequest := perReq * b.cfg.DataItems
 	name := fmt.Sprintf("prometheus-%d", perRequest)
-	cfgPath := filepath.Join(b.dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("prometheus config: %w", err)
-	}
-	p, err := benchkit.StartProcess("prometheus", b.cfg.Prometheus, []string{
-		"--config.file=" + cfgPath,
-		"--storage.tsdb.path=" + filepath.Join(b.dir, name+"-data"),
-		"--web.listen-address=" + addr,
-		"--web.enable-remote-write-receiver",
-		"--log.level=warn",
-	}, filepath.Join(b.dir, name+".log"))
+	p, addr, err := benchkit.StartPrometheus(ctx, b.cfg.Prometheus, b.dir, name)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, p.Stop(time.Minute)) }()
-	if err := benchkit.WaitReady(ctx, p, "http://"+addr+"/-/ready", time.Minute); err != nil {
-		return nil, err
-	}
 	b.printf("Prometheus pid %d at %s: %d writers, %d samples per request, %d series\n",
 		p.PID(), addr, b.cfg.Writers, perRequest, len(groups)*b.cfg.DataItems)
 	st := &benchkit.SendStats{}

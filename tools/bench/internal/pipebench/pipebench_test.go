@@ -1,16 +1,12 @@
 package pipebench
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	kafka "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tmaflow/tmaflow/pkg/broker"
 	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
@@ -69,56 +65,6 @@ func TestMeasurementWindow(t *testing.T) {
 	require.Equal(t, []int64{0, 8}, []int64{lo, hi})
 	lo, hi = m.RSSRange()
 	require.Equal(t, []int64{100, 300}, []int64{lo, hi})
-}
-
-// TestLag reads the lag of a group from the embedded broker: all records
-// before a commit, what is past the committed offset after.
-func TestLag(t *testing.T) {
-	b, err := broker.Start(broker.Config{
-		ListenAddress: "127.0.0.1:0", DataDir: t.TempDir(), Retention: time.Hour,
-		RetentionBytes: -1, RetentionCheckInterval: time.Hour, Partitions: 2,
-	}, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
-	addr := b.Addrs()[0]
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: "topic-monitor", Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
-	msgs := make([]kafka.Message, 10)
-	for i := range msgs {
-		msgs[i] = kafka.Message{Key: []byte{byte(i)}, Value: []byte("x")}
-	}
-	require.NoError(t, w.WriteMessages(ctx, msgs...))
-	require.NoError(t, w.Close())
-
-	c := consumer{name: "labeler", group: "g", topic: "topic-monitor"}
-	l := newLagReader(addr)
-	n, err := l.lag(ctx, c)
-	require.NoError(t, err)
-	require.Equal(t, int64(10), n)
-
-	// Commit partition 0 to its end: what is left is partition 1's.
-	ends, err := l.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.topic: {kafka.LastOffsetOf(0)}}})
-	require.NoError(t, err)
-	end0 := ends.Topics[c.topic][0].LastOffset
-	res, err := l.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
-		GroupID: c.group, GenerationID: -1,
-		Topics: map[string][]kafka.OffsetCommit{c.topic: {{Partition: 0, Offset: end0}}},
-	})
-	require.NoError(t, err)
-	for _, ps := range res.Topics {
-		for _, p := range ps {
-			require.NoError(t, p.Error)
-		}
-	}
-	n, err = l.lag(ctx, c)
-	require.NoError(t, err)
-	require.Equal(t, 10-end0, n)
-
-	lags, err := l.lags(ctx, []consumer{c, {name: "none", group: "g", topic: "topic-metrics"}})
-	require.NoError(t, err)
-	require.Equal(t, []int64{10 - end0, 0}, lags)
 }
 
 func TestAttributeByService(t *testing.T) {
