@@ -42,6 +42,27 @@ func TestConfigValidate(t *testing.T) {
 		{"zero retry after", func(c *Config) { c.RetryAfter = 0 }, "retry-after must be > 0"},
 		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown-timeout must be > 0"},
 		{"zero ready interval", func(c *Config) { c.ReadyCheckInterval = 0 }, "ready-check-interval must be > 0"},
+		{"anonymous on loopback", func(c *Config) { c.Auth.AnonymousTenant = "demo" }, ""},
+		{"anonymous on localhost", func(c *Config) { c.Auth.AnonymousTenant = "demo"; c.ListenAddress = "localhost:8080" }, ""},
+		{"anonymous on all interfaces", func(c *Config) { c.Auth.AnonymousTenant = "demo"; c.ListenAddress = ":8080" },
+			"refusing auth.anonymous-tenant on non-loopback :8080: listen on 127.0.0.1 or set auth.anonymous-allow-remote"},
+		{"anonymous on 0.0.0.0, allowed", func(c *Config) {
+			c.Auth.AnonymousTenant = "demo"
+			c.Auth.AnonymousAllowRemote = true
+			c.ListenAddress = "0.0.0.0:8080"
+		}, ""},
+		{"allow remote alone", func(c *Config) { c.Auth.AnonymousAllowRemote = true }, "auth.anonymous-allow-remote needs auth.anonymous-tenant"},
+		{"anonymous with auth disabled", func(c *Config) { c.Auth = AuthConfig{Disabled: true, AnonymousTenant: "demo"} },
+			"auth.anonymous-tenant needs auth.registry"},
+		{"insecure does not allow anonymous", func(c *Config) { c.Auth.AnonymousTenant = "demo"; c.Insecure = true; c.ListenAddress = ":8080" },
+			"refusing auth.anonymous-tenant"},
+		{"zero decoded bytes", func(c *Config) { c.MaxDecodedBytes = 0 }, "max-decoded-bytes must be > 0"},
+		{"negative series limit", func(c *Config) { c.Limits.MaxSeriesPerRequest = -1 }, "limits.max-series-per-request must be >= 0"},
+		{"negative rate", func(c *Config) { c.Limits.SamplesPerSecond = -1 }, "limits.samples-per-second must be >= 0"},
+		{"negative burst", func(c *Config) { c.Limits.SamplesBurst = -1 }, "limits.samples-burst must be >= 0"},
+		{"limits", func(c *Config) {
+			c.Limits = LimitsConfig{MaxSeriesPerRequest: 10, SamplesPerSecond: 1e5, SamplesBurst: 2e5}
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

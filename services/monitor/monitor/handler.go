@@ -28,63 +28,28 @@ func (s *Service) serveMonitor(w http.ResponseWriter, r *http.Request) {
 
 // ingest handles one POST /monitor and returns the status code it answered.
 func (s *Service) ingest(w http.ResponseWriter, r *http.Request) int {
-	if r.Method != http.MethodPost {
-		w.Header()["Allow"] = s.resp.allowPost
-		return s.fail(w, http.StatusMethodNotAllowed, s.resp.method)
+	who, code := s.admit(w, r, false)
+	if code != 0 {
+		return code
 	}
-	// Never queue: a full server answers at once and the client backs off.
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		w.Header()["Retry-After"] = s.resp.retryAfter
-		return s.fail(w, http.StatusTooManyRequests, s.resp.overloaded)
-	}
-	s.metrics.inflight.Inc()
-	defer func() {
-		s.metrics.inflight.Dec()
-		<-s.sem
-	}()
-
-	tenant, probeID := contract.DefaultTenant, int64(-1)
-	if s.verifier != nil {
-		user, secret, ok := r.BasicAuth()
-		if !ok {
-			s.metrics.authFailures[authMissing].Inc()
-			w.Header()["Www-Authenticate"] = s.resp.wwwAuthenticate
-			return s.fail(w, http.StatusUnauthorized, s.resp.unauthorized)
-		}
-		p, ok := s.verifier.Verify(user, secret)
-		if !ok {
-			s.metrics.authFailures[authInvalid].Inc()
-			w.Header()["Www-Authenticate"] = s.resp.wwwAuthenticate
-			return s.fail(w, http.StatusUnauthorized, s.resp.unauthorized)
-		}
-		tenant, probeID = p.Tenant, p.ID
-	}
+	defer s.release()
+	tenant, probeID := who.tenant, who.probeID
 	if !isJSON(r.Header.Get("Content-Type")) {
 		return s.fail(w, http.StatusUnsupportedMediaType, s.resp.mediaType)
-	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return s.fail(w, http.StatusRequestEntityTooLarge, s.resp.tooLarge)
 	}
 
 	bp := s.bufs.Get().(*[]byte)
 	defer s.putBuf(bp)
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), (*bp)[:0], r.ContentLength)
-	*bp = body
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return s.fail(w, http.StatusRequestEntityTooLarge, s.resp.tooLarge)
-		}
-		s.logger.Debug("read request body", "err", err)
-		return s.fail(w, http.StatusBadRequest, errorBody(errBadData, "read body: "+err.Error(), nil, 0))
+	body, code := s.readRequest(w, r, bp)
+	if code != 0 {
+		return code
 	}
 
 	msgs, err := tma.Decode(body)
 	if err != nil {
 		return s.fail(w, http.StatusBadRequest, badDataBody(err))
 	}
-	if s.verifier != nil {
+	if probeID >= 0 {
 		if fes, total := foreignMessages(msgs, probeID, isArray(body)); total > 0 {
 			s.metrics.authFailures[authForbidden].Inc()
 			return s.fail(w, http.StatusForbidden, errorBody(errForbidden,
@@ -136,10 +101,7 @@ func (s *Service) publish(ctx context.Context, msgs []tma.Message, tenant string
 		observations += msgs[i].Observations()
 	}
 	payloads := make([]byte, 0, size)
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
-	start := s.now()
-	receivedAt := strconv.FormatInt(start.UnixNano(), 10)
+	receivedAt := strconv.FormatInt(s.now().UnixNano(), 10)
 	out := make([]*message.Message, len(msgs))
 	for i := range msgs {
 		off := len(payloads)
@@ -152,12 +114,9 @@ func (s *Service) publish(ctx context.Context, msgs []tma.Message, tenant string
 		m.Metadata[contract.HeaderReceivedAt] = receivedAt
 		m.Metadata[contract.HeaderContentType] = contract.ContentTypeTMA
 		bus.SetKey(m, contract.ResourceKey(msgs[i].ResourceID))
-		m.SetContext(ctx)
 		out[i] = m
 	}
-	err := s.pub.Publish(contract.TopicMonitor, out...)
-	s.metrics.publish.Observe(s.now().Sub(start).Seconds())
-	if err != nil {
+	if err := s.send(ctx, contract.TopicMonitor, out); err != nil {
 		return 0, err
 	}
 	return observations, nil

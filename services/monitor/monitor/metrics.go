@@ -25,6 +25,8 @@ type metrics struct {
 	authFailures map[string]prometheus.Counter
 	reloads      *prometheus.CounterVec
 	brokerUp     prometheus.Gauge
+	anonymous    prometheus.Counter
+	prom         *promMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,6 +61,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tmaflow_monitor_broker_up",
 			Help: "1 when the last broker ping succeeded.",
 		}),
+		anonymous: f.NewCounter(prometheus.CounterOpts{
+			Name: "tmaflow_monitor_anonymous_requests_total",
+			Help: "Requests without credentials taken into -auth.anonymous-tenant.",
+		}),
+		prom:         newPromMetrics(f),
 		byCode:       map[int]prometheus.Counter{},
 		authFailures: map[string]prometheus.Counter{},
 	}

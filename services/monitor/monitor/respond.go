@@ -29,11 +29,13 @@ const maxListedErrors = 100
 type responses struct {
 	contentTypeJSON []string
 	allowPost       []string
+	allowPush       []string
 	retryAfter      []string
 	wwwAuthenticate []string
 
 	unauthorized []byte
 	method       []byte
+	methodPush   []byte
 	tooLarge     []byte
 	// recordTooLarge: a message within the body limit that the broker
 	// still refuses for its size.
@@ -48,12 +50,14 @@ func newResponses(cfg Config) *responses {
 	return &responses{
 		contentTypeJSON: []string{"application/json"},
 		allowPost:       []string{http.MethodPost},
+		allowPush:       []string{http.MethodPost + ", " + http.MethodPut},
 		retryAfter:      []string{strconv.FormatInt(max(secs, 1), 10)},
 		wwwAuthenticate: []string{`Basic realm="tmaflow monitor", charset="UTF-8"`},
-		unauthorized:    errorBody(errUnauth, "missing or wrong credentials: use HTTP Basic with the probe id or name and its secret", nil, 0),
+		unauthorized:    errorBody(errUnauth, "missing or wrong credentials: use HTTP Basic with the probe id or name and its secret (or Authorization: Bearer <probe>:<secret>)", nil, 0),
 		method:          errorBody(errMethod, "method not allowed: use POST", nil, 0),
+		methodPush:      errorBody(errMethod, "method not allowed: use POST or PUT (pushes only add samples: there are no push groups to delete)", nil, 0),
 		tooLarge:        errorBody(errTooLarge, "request body larger than "+strconv.FormatInt(cfg.MaxBodyBytes, 10)+" bytes", nil, 0),
-		recordTooLarge:  errorBody(errTooLarge, "a message is larger than the broker accepts for one record; send smaller messages", nil, 0),
+		recordTooLarge:  errorBody(errTooLarge, "a message or series is larger than the broker accepts for one record; send smaller ones", nil, 0),
 		mediaType:       errorBody(errMediaType, "unsupported content type: send application/json", nil, 0),
 		overloaded:      errorBody(errOverloaded, "too many requests in flight, retry later", nil, 0),
 		unavailable:     errorBody(errUnavailable, "the message bus did not acknowledge the data, retry later", nil, 0),

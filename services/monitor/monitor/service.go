@@ -1,7 +1,11 @@
-// Package monitor is the TMA ingest endpoint: POST /monitor takes one TMA
+// Package monitor is the ingest endpoint: POST /monitor takes one TMA
 // message or a JSON array of them, validates all, authenticates the probe
 // and publishes every message to topic-monitor, answering 200 only once
-// the broker acknowledged every record.
+// the broker acknowledged every record. On the same listener,
+// POST /api/v1/write takes Prometheus remote write 1.0 and 2.0, and
+// /api/v1/import/prometheus and the Pushgateway-style /metrics/job/…
+// take Prometheus text and OpenMetrics bodies, all published as sample
+// batches to topic-samples under the same acknowledgement.
 package monitor
 
 import (
@@ -61,6 +65,8 @@ type Service struct {
 	http     *service.HTTPServer
 	ops      *http.ServeMux
 	resp     *responses
+	limiter  *tenantLimiter // nil: no samples/s limit
+	metadata metadataCache  // remote write 1.0 metadata by tenant
 
 	sem      chan struct{} // in-flight slots
 	bufs     sync.Pool     // *[]byte request bodies
@@ -104,6 +110,7 @@ func newService(cfg Config, opts Options, v verifier) (*Service, error) {
 		metrics:  newMetrics(opts.Registry),
 		verifier: v,
 		resp:     newResponses(cfg),
+		limiter:  newTenantLimiter(cfg.Limits, opts.Now),
 		sem:      make(chan struct{}, cfg.MaxInflight),
 		pingNow:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -142,11 +149,14 @@ func newService(cfg Config, opts Options, v verifier) (*Service, error) {
 // Path is the ingest endpoint.
 const Path = "/monitor"
 
-// route sends ingest requests straight to their handler and the rest
-// through the ops mux.
+// route sends ingest requests (TMA, remote write, text pushes) straight to
+// their handler and the rest through the ops mux.
 func (s *Service) route(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == Path {
 		s.serveMonitor(w, r)
+		return
+	}
+	if s.servePrometheus(w, r) {
 		return
 	}
 	s.ops.ServeHTTP(w, r)
