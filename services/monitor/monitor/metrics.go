@@ -22,11 +22,13 @@ type metrics struct {
 	observations prometheus.Counter
 	publish      prometheus.Histogram
 	inflight     prometheus.Gauge
-	authFailures map[string]prometheus.Counter
-	reloads      *prometheus.CounterVec
-	brokerUp     prometheus.Gauge
-	anonymous    prometheus.Counter
-	prom         *promMetrics
+	// budgetRefused counts requests refused by the process's budgets.
+	budgetRefused *prometheus.CounterVec
+	authFailures  map[string]prometheus.Counter
+	reloads       *prometheus.CounterVec
+	brokerUp      prometheus.Gauge
+	anonymous     prometheus.Counter
+	prom          *promMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tmaflow_monitor_inflight_requests",
 			Help: "Ingest requests being handled.",
 		}),
+		budgetRefused: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tmaflow_monitor_budget_refused_requests_total",
+			Help: "Ingest requests refused because the process is at a memory (429) or disk (503) budget.",
+		}, []string{"code"}),
 		reloads: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tmaflow_monitor_reloads_total",
 			Help: "Reloads of the registry and TLS files by result (success, failure).",

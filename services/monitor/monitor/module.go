@@ -27,6 +27,7 @@ func Module() *module.Module {
 				Registry:  d.Registry,
 				Prober:    d.Prober,
 				Logger:    d.Logger,
+				Admit:     d.Admit,
 			})
 		},
 		// The monitor's /metrics has always shown the process's producer.

@@ -3,8 +3,10 @@ package monitor
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
+	"github.com/tmaflow/tmaflow/pkg/budget"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 )
 
@@ -20,9 +22,9 @@ type principal struct {
 }
 
 // admit starts an ingest request: the method (POST, and PUT when put),
-// an in-flight slot and the credentials. It answers 405, 429 or 401
-// itself and returns the code; on 0 the caller holds a slot and must
-// release it.
+// the process's budgets, an in-flight slot and the credentials. It
+// answers 405, 429, 503 or 401 itself and returns the code; on 0 the
+// caller holds a slot and must release it.
 func (s *Service) admit(w http.ResponseWriter, r *http.Request, put bool) (principal, int) {
 	if r.Method != http.MethodPost && (!put || r.Method != http.MethodPut) {
 		if put {
@@ -31,6 +33,9 @@ func (s *Service) admit(w http.ResponseWriter, r *http.Request, put bool) (princ
 		}
 		w.Header()["Allow"] = s.resp.allowPost
 		return principal{}, s.fail(w, http.StatusMethodNotAllowed, s.resp.method)
+	}
+	if code := s.withinBudget(w); code != 0 {
+		return principal{}, code
 	}
 	if !s.acquire() {
 		w.Header()["Retry-After"] = s.resp.retryAfter
@@ -121,4 +126,21 @@ func (s *Service) readRequest(w http.ResponseWriter, r *http.Request, bp *[]byte
 		return nil, s.fail(w, http.StatusBadRequest, errorBody(errBadData, "read body: "+err.Error(), nil, 0))
 	}
 	return body, 0
+}
+
+// withinBudget answers 429 (memory) or 503 (disk) with the budget's reason
+// while the process refuses ingest, and returns that code; 0 otherwise.
+func (s *Service) withinBudget(w http.ResponseWriter) int {
+	err := s.admitBudget()
+	if err == nil {
+		return 0
+	}
+	var refusal *budget.Refusal
+	code, typ := http.StatusServiceUnavailable, errUnavailable
+	if errors.As(err, &refusal) && refusal.Status == http.StatusTooManyRequests {
+		code, typ = http.StatusTooManyRequests, errOverloaded
+	}
+	s.metrics.budgetRefused.WithLabelValues(strconv.Itoa(code)).Inc()
+	w.Header()["Retry-After"] = s.resp.retryAfter
+	return s.fail(w, code, errorBody(typ, err.Error(), nil, 0))
 }

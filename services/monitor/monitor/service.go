@@ -42,6 +42,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now stamps the received-at header and times publishes. Nil: time.Now.
 	Now func() time.Time
+	// Admit is the process's budget check (module.Deps.Admit): an error
+	// refuses ingest, 429 for a *budget.Refusal of 429, else 503. Nil:
+	// always admit.
+	Admit func() error
 }
 
 // verifier checks probe credentials (*registry.Registry).
@@ -61,12 +65,14 @@ type Service struct {
 	now      func() time.Time
 	metrics  *metrics
 	verifier verifier // nil when auth is disabled
-	tls      *tlsFiles
-	http     *service.HTTPServer
-	ops      *http.ServeMux
-	resp     *responses
-	limiter  *tenantLimiter // nil: no samples/s limit
-	metadata metadataCache  // remote write 1.0 metadata by tenant
+	// admitBudget is the process's budget check (Options.Admit).
+	admitBudget func() error
+	tls         *tlsFiles
+	http        *service.HTTPServer
+	ops         *http.ServeMux
+	resp        *responses
+	limiter     *tenantLimiter // nil: no samples/s limit
+	metadata    metadataCache  // remote write 1.0 metadata by tenant
 
 	sem      chan struct{} // in-flight slots
 	bufs     sync.Pool     // *[]byte request bodies
@@ -100,20 +106,24 @@ func newService(cfg Config, opts Options, v verifier) (*Service, error) {
 		return nil, errors.New("monitor: no publisher")
 	}
 	service.Defaults(&opts.Registry, &opts.Prober, &opts.Logger, &opts.Now)
+	if opts.Admit == nil {
+		opts.Admit = func() error { return nil }
+	}
 	s := &Service{
-		cfg:      cfg,
-		pub:      opts.Publisher,
-		ping:     opts.Ping,
-		prober:   opts.Prober,
-		logger:   opts.Logger,
-		now:      opts.Now,
-		metrics:  newMetrics(opts.Registry),
-		verifier: v,
-		resp:     newResponses(cfg),
-		limiter:  newTenantLimiter(cfg.Limits, opts.Now),
-		sem:      make(chan struct{}, cfg.MaxInflight),
-		pingNow:  make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		cfg:         cfg,
+		pub:         opts.Publisher,
+		ping:        opts.Ping,
+		prober:      opts.Prober,
+		logger:      opts.Logger,
+		now:         opts.Now,
+		metrics:     newMetrics(opts.Registry),
+		verifier:    v,
+		resp:        newResponses(cfg),
+		limiter:     newTenantLimiter(cfg.Limits, opts.Now),
+		admitBudget: opts.Admit,
+		sem:         make(chan struct{}, cfg.MaxInflight),
+		pingNow:     make(chan struct{}, 1),
+		stop:        make(chan struct{}),
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, initialBufSize); return &b }
 	s.ops = service.OpsMux(opts.Registry, s.prober)
