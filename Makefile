@@ -21,13 +21,15 @@ build:
 
 # The all-in-one on the embedded Kafka broker (127.0.0.1:9092): monitor on
 # 127.0.0.1:8080, query API on 127.0.0.1:9090, ruler on 127.0.0.1:9094;
-# demo probe credentials from examples/registry.yaml, rules from
-# examples/rules/<tenant>/. Alerts go to topic-alerts, and to Alertmanager
+# demo probe credentials from examples/registry.yaml (probes that send no
+# credentials, as the TMA demo probes, land in tenant demo: loopback only),
+# rules from examples/rules/<tenant>/. Alerts go to topic-alerts, and to Alertmanager
 # with ALERTMANAGER_URL=http://127.0.0.1:9093.
 ALERTMANAGER_URL ?=
 run: build
 	$(BIN)/tmaflow -target=all -data-dir=$(DATA_DIR) \
 	  -registry=examples/registry.yaml \
+	  -monitor.auth.anonymous-tenant=demo \
 	  -ruler.rules.dir=examples/rules \
 	  $(if $(ALERTMANAGER_URL),-ruler.alertmanager.url=$(ALERTMANAGER_URL))
 

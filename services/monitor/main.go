@@ -1,5 +1,7 @@
-// Command monitor is the TMA ingest endpoint on its own: POST /monitor
-// to topic-monitor on an external Kafka. `monitor hash-secret` prints the
+// Command monitor is the ingest endpoint on its own, on an external Kafka:
+// POST /monitor (TMA JSON) to topic-monitor; Prometheus remote_write
+// (POST /api/v1/write) and text/OpenMetrics pushes
+// (/api/v1/import/prometheus, /metrics/job/...) to topic-samples. `monitor hash-secret` prints the
 // hash of a probe secret for the registry file.
 package main
 
