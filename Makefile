@@ -54,11 +54,14 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# A short coverage-guided run of the TMA decoder fuzz target, counted in
+# Short coverage-guided runs of the decoders' fuzz targets (TMA JSON,
+# remote write, Prometheus text), counted in
 # executions (a -fuzztime in seconds trips golang/go#75804 now and then);
 # the seed corpus in pkg/tma/testdata/fuzz runs in every `go test`.
 fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./tma
+	cd services/monitor && $(GO) test -run='^$$' -fuzz=FuzzDecodeRemoteWrite -fuzztime=$(FUZZTIME) ./monitor
+	cd services/monitor && $(GO) test -run='^$$' -fuzz=FuzzParseText -fuzztime=$(FUZZTIME) ./monitor
 
 # Load against tmaflow (embedded broker, auth on) and, at the same
 # concurrencies, against a no-op handler (the floor); then p99 at half the
