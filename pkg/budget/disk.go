@@ -8,12 +8,22 @@ import (
 	"syscall"
 )
 
-// dirSize sums what the regular files under dir take on disk (allocated
-// blocks: a preallocated or sparse file counts what it really holds).
-// Files that vanish while it walks (retention, compaction) are skipped.
+// dirSize sums what the regular files under dir take on disk.
 func dirSize(dir string) (int64, error) {
 	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	err := WalkFiles(dir, func(_ string, size int64) error {
+		n += size
+		return nil
+	})
+	return n, err
+}
+
+// WalkFiles calls fn with the path and the disk space (allocated blocks:
+// a preallocated or sparse file counts what it really holds) of every
+// regular file under dir. Files that vanish while it walks (retention,
+// compaction) are skipped.
+func WalkFiles(dir string, fn func(path string, allocated int64) error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
@@ -30,13 +40,12 @@ func dirSize(dir string) (int64, error) {
 			}
 			return err
 		}
-		n += allocated(info)
-		return nil
+		return fn(path, allocated(info))
 	})
 	if err != nil {
-		return 0, fmt.Errorf("size of %s: %w", dir, err)
+		return fmt.Errorf("walk %s: %w", dir, err)
 	}
-	return n, nil
+	return nil
 }
 
 // freeBytes is what an unprivileged process may still write on dir's file

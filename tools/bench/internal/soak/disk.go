@@ -1,14 +1,13 @@
 package soak
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/tmaflow/tmaflow/pkg/budget"
 )
 
 // DiskUsage is what a tmaflow data dir holds on disk: allocated blocks,
@@ -24,24 +23,7 @@ type DiskUsage struct {
 // compaction) are skipped.
 func MeasureDisk(dir string) (DiskUsage, error) {
 	u := DiskUsage{Topics: map[string]int64{}}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		n := allocated(info)
+	err := budget.WalkFiles(dir, func(path string, n int64) error {
 		u.Total += n
 		rel, err := filepath.Rel(dir, path)
 		if err != nil {
@@ -65,15 +47,6 @@ func MeasureDisk(dir string) (DiskUsage, error) {
 		return DiskUsage{}, fmt.Errorf("data dir %s: %w", dir, err)
 	}
 	return u, nil
-}
-
-// allocated is a file's allocated bytes, its size where the system does
-// not say.
-func allocated(info fs.FileInfo) int64 {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return st.Blocks * 512
-	}
-	return info.Size()
 }
 
 // TopicOfPartitionDir is the topic of an embedded broker's partition
