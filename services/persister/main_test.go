@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	kafkago "github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/broker"
@@ -251,8 +253,33 @@ func TestCrashMidStream(t *testing.T) {
 		produceErr <- nil
 	}()
 
-	// Kill once a good part is stored and the stream still runs.
-	require.Eventually(t, func() bool { return samplesMetric(url1)["appended"] >= n/4 }, 30*time.Second, 5*time.Millisecond)
+	// Kill once a good part is stored, the stream still runs, some of it
+	// is committed and some appended batches are not yet (so the restart
+	// delivers them again): appended counts samples, offsets batches.
+	partitions := make([]int, bcfg.Partitions)
+	for i := range partitions {
+		partitions[i] = i
+	}
+	committed := func() int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		resp, err := (&kafkago.Client{Addr: kafkago.TCP(brokers)}).OffsetFetch(ctx, &kafkago.OffsetFetchRequest{
+			GroupID: "crash-test", Topics: map[string][]int{contract.TopicMetrics: partitions},
+		})
+		if err != nil {
+			return math.MaxInt64
+		}
+		var sum int64
+		for _, p := range resp.Topics[contract.TopicMetrics] {
+			sum += max(p.CommittedOffset, 0)
+		}
+		return sum
+	}
+	require.Eventually(t, func() bool {
+		appended := int64(samplesMetric(url1)["appended"])
+		c := committed()
+		return appended >= n/4 && c > 0 && appended/samplesPerBatch-c >= 3
+	}, 30*time.Second, 5*time.Millisecond)
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
 	_ = first.wait(t)
 	require.Less(t, produced.Load(), int64(batches), "killed mid-stream")
