@@ -232,6 +232,8 @@ func Start(cfg Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		b.Close()
 		return nil, err
 	}
+	// The baseline of what retention deletes from here on.
+	b.look()
 	logger.Info("kafka broker started", "addr", b.addr, "listen", ln.Addr().String(),
 		"data_dir", cfg.DataDir, "loaded", loaded, "retention", cfg.Retention,
 		"retention_bytes", cfg.RetentionBytes, "stream_retention", cfg.streamRetention(),
@@ -270,7 +272,6 @@ func (b *Broker) ApplyRetention() {
 	if b.closed {
 		return
 	}
-	b.look()
 	b.cluster.ApplyRetention()
 	b.look()
 }

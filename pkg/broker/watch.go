@@ -59,13 +59,14 @@ type retentionWatch struct {
 
 // look records the topics' sizes and counts the records retention deleted
 // before a group committed past them; the broker's own retention passes
-// included, since it compares log starts with the last look. Runs under
-// b.mu.
+// included, since it compares log starts with the last look. The groups'
+// commits are asked for only when a log start moved. Runs under b.mu, or
+// in Start before anything else can.
 func (b *Broker) look() {
 	if b.watch.logStart == nil {
 		b.watch.logStart = map[string]map[int32]int64{}
 	}
-	groups := b.groupCommits()
+	var groups map[string]map[string]map[int32]int64
 	for _, topic := range Topics() {
 		var bytes, records int64
 		prev := b.watch.logStart[topic]
@@ -77,6 +78,9 @@ func (b *Broker) look() {
 			from, seen := prev[p.Partition]
 			if !seen || p.LogStartOffset <= from {
 				continue
+			}
+			if groups == nil {
+				groups = b.groupCommits()
 			}
 			for group, commits := range groups {
 				committed, ok := commits[topic][p.Partition]

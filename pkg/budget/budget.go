@@ -97,7 +97,6 @@ type Guard struct {
 	metrics *guardMetrics
 	refusal atomic.Pointer[Refusal]
 	stop    chan struct{}
-	done    chan struct{}
 }
 
 // New returns a guard; Execute runs its checks.
@@ -126,7 +125,7 @@ func New(cfg Config, opts Options) (*Guard, error) {
 	if opts.memLimit == nil {
 		opts.memLimit = func() int64 { return debug.SetMemoryLimit(-1) }
 	}
-	return &Guard{cfg: cfg, opts: opts, metrics: newGuardMetrics(opts.Registerer), stop: make(chan struct{}), done: make(chan struct{})}, nil
+	return &Guard{cfg: cfg, opts: opts, metrics: newGuardMetrics(opts.Registerer), stop: make(chan struct{})}, nil
 }
 
 // Admit returns nil while ingest may go on, else a *Refusal.
@@ -139,7 +138,6 @@ func (g *Guard) Admit() error {
 
 // Execute checks the budgets until Interrupt.
 func (g *Guard) Execute() error {
-	defer close(g.done)
 	t := time.NewTicker(g.cfg.CheckInterval)
 	defer t.Stop()
 	for {

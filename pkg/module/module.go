@@ -75,8 +75,6 @@ type Process struct {
 	// RegistryFile is the all-in-one's -registry: the default registry
 	// file of every service ("" in a service's own binary).
 	RegistryFile string
-	// DataDir is the all-in-one's -data-dir ("" in a service's binary).
-	DataDir string
 	// ConsumerGroup is -kafka.consumer-group of a service's own binary
 	// ("" in the all-in-one, where each service names its groups).
 	ConsumerGroup string

@@ -82,13 +82,12 @@ func NewRunner(b Backend, mods []*Module, opts Options) (_ *Runner, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Registry == nil {
-		opts.Registry = prometheus.NewRegistry()
-	}
 	if opts.Admit == nil {
 		opts.Admit = func() error { return nil }
 	}
-	if err := RegisterRuntimeMetrics(opts.Registry); err != nil {
+	if opts.Registry == nil {
+		opts.Registry = service.NewRegistry()
+	} else if err := RegisterRuntimeMetrics(opts.Registry); err != nil {
 		return nil, err
 	}
 	r := &Runner{logger: opts.Logger, prober: service.NewProber(), stop: make(chan struct{})}
@@ -116,10 +115,7 @@ func NewRunner(b Backend, mods []*Module, opts Options) (_ *Runner, err error) {
 func (r *Runner) start(b Backend, m *Module, opts Options) error {
 	reg := opts.Registry
 	if opts.OwnRegistries && !m.ProcessMetrics {
-		reg = prometheus.NewRegistry()
-		if err := RegisterRuntimeMetrics(reg); err != nil {
-			return err
-		}
+		reg = service.NewRegistry()
 	}
 	logger := r.logger.With("component", m.Name)
 	u := &unit{name: m.Name, prober: service.NewProber(), bus: &serviceBus{backend: b, logger: logger, reg: reg}}

@@ -41,7 +41,6 @@ type Config struct {
 
 	// dataDirFlags default to a directory under DataDir when left empty.
 	dataDirFlags []dataDirFlag
-	resolved     bool
 }
 
 // DefaultMemoryLimitMiB is the all-in-one's default Go memory limit.
@@ -94,19 +93,17 @@ func (c *Config) names() []string {
 	return out
 }
 
-// resolve fills in, once, what defaults to other flags: the shared
-// registry file and the directories under the data dir.
+// resolve fills in what defaults to other flags: the shared registry
+// file and the directories under the data dir. Filling in again changes
+// nothing.
 func (c *Config) resolve() {
-	if c.resolved {
-		return
-	}
-	c.resolved = true
+	c.Bus.Broker.DataDir = c.BrokerDataDir()
 	for _, d := range c.dataDirFlags {
 		if d.flag.Value.String() == "" {
 			_ = d.flag.Value.Set(filepath.Join(c.DataDir, d.subdir))
 		}
 	}
-	p := module.Process{RegistryFile: c.Registry, DataDir: c.DataDir}
+	p := module.Process{RegistryFile: c.Registry}
 	if p.RegistryFile == "" {
 		for _, m := range c.Modules {
 			if m.RegistryFile != nil && m.RegistryFile() != "" {
@@ -136,7 +133,6 @@ func (c *Config) Validate() error {
 	if err := c.Budget.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	c.Bus.Broker.DataDir = c.BrokerDataDir()
 	if err := c.Bus.Validate(); err != nil {
 		errs = append(errs, err)
 	}
