@@ -61,7 +61,7 @@ fmt-check:
 fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./tma
 	cd services/monitor && $(GO) test -run='^$$' -fuzz=FuzzDecodeRemoteWrite -fuzztime=$(FUZZTIME) ./monitor
-	cd services/monitor && $(GO) test -run='^$$' -fuzz=FuzzParseText -fuzztime=$(FUZZTIME) ./monitor
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParseText -fuzztime=$(FUZZTIME) ./ingest
 
 # Load against tmaflow (embedded broker, auth on) and, at the same
 # concurrencies, against a no-op handler (the floor); then p99 at half the

@@ -8,6 +8,7 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tmaflow/tmaflow/pkg/ingest"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
@@ -18,9 +19,9 @@ func requireValidSeries(t *testing.T, series []samples.Series, n int) {
 	t.Helper()
 	total := 0
 	for _, s := range series {
-		require.NoError(t, checkLabels(s.Labels))
+		require.NoError(t, ingest.CheckLabels(s.Labels))
 		require.NotEmpty(t, s.Samples)
-		require.True(t, slices.IsSortedFunc(s.Samples, cmpSampleTime))
+		require.True(t, slices.IsSortedFunc(s.Samples, ingest.CmpSampleTime))
 		total += len(s.Samples)
 	}
 	require.Equal(t, n, total)
@@ -28,7 +29,7 @@ func requireValidSeries(t *testing.T, series []samples.Series, n int) {
 		return
 	}
 	var got []samples.Series
-	for _, m := range sampleRecords("t", samples.SourceRemoteWrite, 1, series) {
+	for _, m := range ingest.SampleRecords("t", samples.SourceRemoteWrite, 1, series) {
 		b, err := samples.Decode(m.Payload)
 		require.NoError(t, err)
 		got = append(got, b.Series...)
@@ -55,45 +56,4 @@ func FuzzDecodeRemoteWrite(f *testing.F) {
 		}
 		requireValidSeries(t, req.series, req.samples)
 	})
-}
-
-func FuzzParseText(f *testing.F) {
-	f.Add([]byte("# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 3 1700000000000\nb 2\n"), false, []byte("job=j"))
-	f.Add([]byte("# TYPE a counter\n# UNIT a bytes\na_total{x=\"1\"} 3 1700000000.5 # {t=\"1\"} 1\n# EOF\n"), true, []byte(""))
-	f.Add([]byte("{\"quoted.name\",a=\"b\"} NaN\n"), false, []byte("a=b"))
-	f.Fuzz(func(t *testing.T, body []byte, om bool, extra []byte) {
-		format := formatText
-		if om {
-			format = formatOpenMetrics
-		}
-		var ls []samples.Label
-		if name, value, ok := cutLabel(string(extra)); ok {
-			ls = []samples.Label{{Name: name, Value: value}}
-		}
-		series, n, _, err := parseText(format, body, 1, ls)
-		if err != nil {
-			require.Contains(t, err.Error(), "parse ")
-			return
-		}
-		requireValidSeries(t, series, n)
-		for _, s := range series {
-			for j := 1; j < len(s.Samples); j++ {
-				require.NotEqual(t, s.Samples[j-1].TimestampMs, s.Samples[j].TimestampMs)
-			}
-		}
-	})
-}
-
-// cutLabel reads name=value, for a valid label name only.
-func cutLabel(s string) (string, string, bool) {
-	for i := range len(s) {
-		if s[i] == '=' {
-			name := s[:i]
-			if _, err := importLabels(map[string][]string{"extra_label": {s}}); err != nil || name == "" {
-				return "", "", false
-			}
-			return name, s[i+1:], true
-		}
-	}
-	return "", "", false
 }

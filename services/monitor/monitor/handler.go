@@ -8,10 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/ingest"
 	"github.com/tmaflow/tmaflow/pkg/tma"
 )
 
@@ -92,30 +91,11 @@ func (s *Service) putBuf(bp *[]byte) {
 // publish sends every message to topic-monitor in one Publish and returns
 // the number of observations once all were acknowledged.
 func (s *Service) publish(ctx context.Context, msgs []tma.Message, tenant string) (int, error) {
-	// The payloads get their own memory: a publisher that gives up at the
-	// timeout may still be writing them afterwards (kafka-go does), so they
-	// must not share the pooled body buffer.
-	size, observations := 0, 0
+	observations := 0
 	for i := range msgs {
-		size += len(msgs[i].Raw)
 		observations += msgs[i].Observations()
 	}
-	payloads := make([]byte, 0, size)
-	receivedAt := strconv.FormatInt(s.now().UnixNano(), 10)
-	out := make([]*message.Message, len(msgs))
-	for i := range msgs {
-		off := len(payloads)
-		payloads = append(payloads, msgs[i].Raw...)
-		// An empty UUID: the Kafka adapter then adds no UUID header, so
-		// plain consumers see only the contract's headers.
-		m := message.NewMessage("", payloads[off:len(payloads):len(payloads)])
-		m.Metadata[contract.HeaderTenant] = tenant
-		m.Metadata[contract.HeaderSource] = contract.SourceHTTP
-		m.Metadata[contract.HeaderReceivedAt] = receivedAt
-		m.Metadata[contract.HeaderContentType] = contract.ContentTypeTMA
-		bus.SetKey(m, contract.ResourceKey(msgs[i].ResourceID))
-		out[i] = m
-	}
+	out := ingest.MonitorRecords(tenant, contract.SourceHTTP, s.now().UnixNano(), msgs)
 	if err := s.send(ctx, contract.TopicMonitor, out); err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package monitor
 import (
 	"sync"
 
+	"github.com/tmaflow/tmaflow/pkg/ingest"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
@@ -52,7 +53,7 @@ func (c *metadataCache) fill(tenant string, series []samples.Series) {
 	}
 	for i := range series {
 		if series[i].Metadata == nil {
-			series[i].Metadata = familyMetadata(m, metricName(series[i].Labels))
+			series[i].Metadata = ingest.FamilyMetadata(m, ingest.MetricName(series[i].Labels))
 		}
 	}
 }

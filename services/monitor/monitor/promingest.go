@@ -14,6 +14,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/ingest"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
@@ -155,7 +156,7 @@ func (s *Service) importText(w http.ResponseWriter, r *http.Request, push bool) 
 		return code
 	}
 	defer s.release()
-	format, err := textFormatOf(r.Header.Get("Content-Type"))
+	format, err := ingest.TextFormatOf(r.Header.Get("Content-Type"))
 	if err != nil {
 		return s.fail(w, http.StatusUnsupportedMediaType, errorBody(errMediaType, "unsupported media type: "+err.Error(), nil, 0))
 	}
@@ -185,7 +186,7 @@ func (s *Service) importText(w http.ResponseWriter, r *http.Request, push bool) 
 			return code
 		}
 	}
-	series, n, exemplars, err := parseText(format, body, s.now().UnixMilli(), extra)
+	series, n, exemplars, err := ingest.ParseText(format, body, s.now().UnixMilli(), extra)
 	if err != nil {
 		return s.fail(w, http.StatusBadRequest, errorBody(errBadData, err.Error()+"; nothing was accepted", nil, 0))
 	}
@@ -234,7 +235,7 @@ func (s *Service) publishSeries(w http.ResponseWriter, r *http.Request, tenant, 
 			strconv.FormatFloat(s.cfg.Limits.SamplesPerSecond, 'g', -1, 64)+" samples/s (-limits.samples-per-second): retry later; nothing was accepted", nil, 0))
 	}
 	if len(series) > 0 {
-		records := sampleRecords(tenant, source, s.now().UnixNano(), series)
+		records := ingest.SampleRecords(tenant, source, s.now().UnixNano(), series)
 		err := s.send(r.Context(), contract.TopicSamples, records)
 		if err != nil {
 			s.limiter.giveBack(tenant, n)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/ingest"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
@@ -518,11 +519,11 @@ func TestSampleRecordsSplit(t *testing.T) {
 		})
 	}
 	series = append(series, samples.Series{Labels: slbls("__name__", "small", "job", "j"), Samples: []samples.Sample{{TimestampMs: 1, Value: 1}}})
-	recs := sampleRecords("t", samples.SourceRemoteWrite, time.Unix(0, 5).UnixNano(), series)
+	recs := ingest.SampleRecords("t", samples.SourceRemoteWrite, time.Unix(0, 5).UnixNano(), series)
 	require.Greater(t, len(recs), 2)
 	var n int64
 	for i, m := range recs {
-		require.LessOrEqual(t, len(m.Payload), maxRecordBytes+2048)
+		require.LessOrEqual(t, len(m.Payload), ingest.MaxRecordBytes+2048)
 		b, err := samples.Decode(m.Payload)
 		require.NoError(t, err)
 		if i == len(recs)-1 {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
+	"github.com/tmaflow/tmaflow/pkg/ingest"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
@@ -165,7 +166,7 @@ func fromV1(req *prompb.WriteRequest) (*writeRequest, error) {
 		meta = make(map[string]*samples.Metadata, len(req.Metadata))
 		for i := range req.Metadata {
 			m := &req.Metadata[i]
-			meta[m.MetricFamilyName] = &samples.Metadata{Type: metricType(int32(m.Type)), Unit: m.Unit, Help: m.Help}
+			meta[m.MetricFamilyName] = &samples.Metadata{Type: ingest.MetricType(int32(m.Type)), Unit: m.Unit, Help: m.Help}
 		}
 	}
 	nl, ns := 0, 0
@@ -191,7 +192,7 @@ func fromV1(req *prompb.WriteRequest) (*writeRequest, error) {
 		for _, smp := range ts.Samples {
 			b.sample(smp.Timestamp, smp.Value)
 		}
-		b.series(ls, familyMetadata(meta, metricName(ls)))
+		b.series(ls, ingest.FamilyMetadata(meta, ingest.MetricName(ls)))
 	}
 	return b.out, nil
 }
@@ -237,11 +238,11 @@ func fromV2(req *writev2.Request) (*writeRequest, error) {
 			return nil, err
 		}
 		if len(ts.Samples) == 0 {
-			return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: %w", i, showLabels(ls), errNoSamples)
+			return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: %w", i, ingest.ShowLabels(ls), errNoSamples)
 		}
 		meta, err := v2Metadata(&ts.Metadata, symbol)
 		if err != nil {
-			return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: metadata: %w", i, showLabels(ls), err)
+			return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: metadata: %w", i, ingest.ShowLabels(ls), err)
 		}
 		b.out.exemplars += len(ts.Exemplars)
 		for _, smp := range ts.Samples {
@@ -264,7 +265,7 @@ func v2Metadata(m *writev2.Metadata, symbol func(uint32) (string, error)) (*samp
 	if m.Type == writev2.Metadata_METRIC_TYPE_UNSPECIFIED && help == "" && unit == "" {
 		return nil, nil
 	}
-	return &samples.Metadata{Type: metricType(int32(m.Type)), Unit: unit, Help: help}, nil
+	return &samples.Metadata{Type: ingest.MetricType(int32(m.Type)), Unit: unit, Help: help}, nil
 }
 
 // seriesBuilder converts the series of a request into batch series whose
@@ -294,11 +295,11 @@ func (b *seriesBuilder) label(name, value string) {
 func (b *seriesBuilder) labels(i, histograms int) ([]samples.Label, error) {
 	ls := b.lbuf[b.loff:len(b.lbuf):len(b.lbuf)]
 	b.loff = len(b.lbuf)
-	if err := checkLabels(ls); err != nil {
-		return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: %w", i, showLabels(ls), err)
+	if err := ingest.CheckLabels(ls); err != nil {
+		return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: %w", i, ingest.ShowLabels(ls), err)
 	}
 	if histograms > 0 {
-		return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: %w", i, showLabels(ls), errHistograms)
+		return nil, fmt.Errorf("decode remote write: timeseries[%d] %s: %w", i, ingest.ShowLabels(ls), errHistograms)
 	}
 	return ls, nil
 }
@@ -312,19 +313,9 @@ func (b *seriesBuilder) sample(ts int64, v float64) {
 func (b *seriesBuilder) series(ls []samples.Label, meta *samples.Metadata) {
 	ss := b.sbuf[b.soff:len(b.sbuf):len(b.sbuf)]
 	b.soff = len(b.sbuf)
-	if !slices.IsSortedFunc(ss, cmpSampleTime) {
-		slices.SortStableFunc(ss, cmpSampleTime)
+	if !slices.IsSortedFunc(ss, ingest.CmpSampleTime) {
+		slices.SortStableFunc(ss, ingest.CmpSampleTime)
 	}
-	b.out.series = append(b.out.series, samples.Series{Labels: dropEmpty(ls), Samples: ss, Metadata: meta})
+	b.out.series = append(b.out.series, samples.Series{Labels: ingest.DropEmpty(ls), Samples: ss, Metadata: meta})
 	b.out.samples += len(ss)
-}
-
-func cmpSampleTime(a, b samples.Sample) int {
-	switch {
-	case a.TimestampMs < b.TimestampMs:
-		return -1
-	case a.TimestampMs > b.TimestampMs:
-		return 1
-	}
-	return 0
 }
