@@ -116,5 +116,39 @@ bench-soak:
 	  -concurrency=$(SOAK_CONCURRENCY) -retention=$(SOAK_RETENTION) \
 	  -prometheus.duration=$(SOAK_PROMETHEUS_DURATION) $(SOAK_ARGS)
 
+# MQTT → Kafka → labeler → TSDB: QoS-1 messages/s stored end to end with
+# 1, 100 and 1,000 publishers, and MQTT publish → MQTT alert p50/p99, next
+# to hikhvar/mqtt2prometheus in front of Debian's Prometheus on the same
+# mosquitto.
+.PHONY: bench-mqtt
+bench-mqtt:
+	cd tools/bench && $(GO) run ./cmd/tmamqtt
+
+# The edge probe against prometheus-node-exporter + prometheus --agent
+# doing the same job (host metrics every 1 s by remote_write): RSS, CPU,
+# binary size; then the probe alone at 100 ms sampling of ≥ 200 series.
+.PHONY: bench-probe
+bench-probe:
+	cd tools/bench && $(GO) run ./cmd/tmaprobe
+
+# A 30-day report of 50 series at 1-minute resolution, 5 charts with
+# forecasts: wall time and peak RSS.
+.PHONY: bench-report
+bench-report:
+	cd tools/bench && $(GO) run ./cmd/tmareport
+
+# The edge probe as small static binaries for amd64, arm64 and arm/v7.
+PROBE_PLATFORMS ?= linux/amd64 linux/arm64 linux/arm/v7
+.PHONY: probe-cross
+probe-cross:
+	@mkdir -p $(BIN)
+	@for p in $(PROBE_PLATFORMS); do \
+	  os=$${p%%/*}; rest=$${p#*/}; arch=$${rest%%/*}; arm=$${rest#*/v}; \
+	  out=$(BIN)/probe-$$os-$$arch$$( [ "$$arch" = arm ] && echo v$$arm ); \
+	  echo "go build $$out"; \
+	  (cd services/probe && CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $$( [ "$$arch" = arm ] && echo GOARM=$$arm ) \
+	    GOWORK=off $(GO) build -trimpath -ldflags='-s -w' -o ../../$$out .) || exit 1; \
+	done
+
 clean:
 	rm -rf $(BIN)

@@ -187,3 +187,7 @@ replace github.com/tmaflow/tmaflow/services/labeler => ../labeler
 replace github.com/tmaflow/tmaflow/services/persister => ../persister
 
 replace github.com/tmaflow/tmaflow/services/ruler => ../ruler
+
+replace github.com/tmaflow/tmaflow/services/bridge => ../bridge
+
+replace github.com/tmaflow/tmaflow/services/reporter => ../reporter

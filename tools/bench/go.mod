@@ -5,9 +5,12 @@ go 1.26.0
 replace (
 	github.com/tmaflow/tmaflow/pkg => ../../pkg
 	github.com/tmaflow/tmaflow/schemas => ../../schemas
+	github.com/tmaflow/tmaflow/services/bridge => ../../services/bridge
 	github.com/tmaflow/tmaflow/services/labeler => ../../services/labeler
 	github.com/tmaflow/tmaflow/services/monitor => ../../services/monitor
 	github.com/tmaflow/tmaflow/services/persister => ../../services/persister
+	github.com/tmaflow/tmaflow/services/probe => ../../services/probe
+	github.com/tmaflow/tmaflow/services/reporter => ../../services/reporter
 	github.com/tmaflow/tmaflow/services/ruler => ../../services/ruler
 	github.com/tmaflow/tmaflow/services/tmaflow => ../../services/tmaflow
 )
