@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -69,6 +70,9 @@ type RouterOptions struct {
 	// Logger and Registerer may be nil.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Metrics, when set, are used instead of new ones in Registerer: a
+	// service running a router and batch consumers shares one set.
+	Metrics *RouterMetrics
 }
 
 // ErrNoDLQ is returned by NewRouter without a dead-letter publisher.
@@ -76,6 +80,28 @@ var ErrNoDLQ = errors.New("router needs a dead-letter publisher")
 
 // maxErrorHeader bounds the error header of a dead letter.
 const maxErrorHeader = 1024
+
+// deadLetterOf builds the dead letter of msg, consumed from source and
+// failed by its handler with err: the original key, payload and headers
+// plus error, source-topic and stage (handler when stage is empty).
+func deadLetterOf(msg *message.Message, err error, source, stage, handler string) *message.Message {
+	if stage == "" {
+		stage = handler
+	}
+	dead := message.NewMessage(msg.UUID, msg.Payload)
+	for k, v := range msg.Metadata {
+		dead.Metadata[k] = v
+	}
+	reason := err.Error()
+	if len(reason) > maxErrorHeader {
+		reason = strings.ToValidUTF8(reason[:maxErrorHeader], "")
+	}
+	dead.Metadata.Set(contract.HeaderError, reason)
+	dead.Metadata.Set(contract.HeaderSourceTopic, source)
+	dead.Metadata.Set(contract.HeaderStage, stage)
+	dead.SetContext(msg.Context())
+	return dead
+}
 
 // NewRouter returns a Watermill router whose handlers run inside, from the
 // outside in:
@@ -114,7 +140,10 @@ func NewRouter(opts RouterOptions) (*message.Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
-	m := newRouterMetrics(opts.Registerer)
+	m := opts.Metrics
+	if m == nil {
+		m = NewRouterMetrics(opts.Registerer)
+	}
 	r.AddMiddleware(
 		grownStack,
 		deadLetter(opts.DLQ, topic, opts.Stage, m, logger),
@@ -124,15 +153,21 @@ func NewRouter(opts RouterOptions) (*message.Router, error) {
 	return r, nil
 }
 
-type routerMetrics struct {
+// RouterMetrics count what handlers did, for a router and the batch
+// consumers of one service.
+type RouterMetrics struct {
 	handled  *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	batchRecords  *prometheus.HistogramVec
+	batchDuration *prometheus.HistogramVec
 }
 
-func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
+// NewRouterMetrics registers the handler metrics in reg (may be nil).
+func NewRouterMetrics(reg prometheus.Registerer) *RouterMetrics {
 	f := promauto.With(reg)
-	return &routerMetrics{
+	return &RouterMetrics{
 		handled: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tmaflow_bus_handled_messages_total",
 			Help: "Messages through a handler by outcome: ok, dead_lettered, or failed (nacked for redelivery).",
@@ -146,10 +181,20 @@ func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 			Help:    "Time a message spent in its handler, retries included.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"handler"}),
+		batchRecords: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tmaflow_bus_batch_records",
+			Help:    "Records a batch handler got at once.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}, []string{"handler"}),
+		batchDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tmaflow_bus_batch_duration_seconds",
+			Help:    "Time a batch spent in its handler, retries and dead-lettering included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"handler"}),
 	}
 }
 
-func deadLetter(pub message.Publisher, topic, stage string, m *routerMetrics, logger *slog.Logger) message.HandlerMiddleware {
+func deadLetter(pub message.Publisher, topic, stage string, m *RouterMetrics, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			start := time.Now()
@@ -166,23 +211,8 @@ func deadLetter(pub message.Publisher, topic, stage string, m *routerMetrics, lo
 				m.handled.WithLabelValues(handler, "failed").Inc()
 				return nil, err
 			}
-			st := stage
-			if st == "" {
-				st = handler
-			}
 			source := message.SubscribeTopicFromCtx(msg.Context())
-			dead := message.NewMessage(msg.UUID, msg.Payload)
-			for k, v := range msg.Metadata {
-				dead.Metadata[k] = v
-			}
-			reason := err.Error()
-			if len(reason) > maxErrorHeader {
-				reason = reason[:maxErrorHeader]
-			}
-			dead.Metadata.Set(contract.HeaderError, reason)
-			dead.Metadata.Set(contract.HeaderSourceTopic, source)
-			dead.Metadata.Set(contract.HeaderStage, st)
-			dead.SetContext(msg.Context())
+			dead := deadLetterOf(msg, err, source, stage, handler)
 			if perr := pub.Publish(topic, dead); perr != nil {
 				m.handled.WithLabelValues(handler, "failed").Inc()
 				logger.Error("dead-letter message", "handler", handler, "topic", source, "uuid", msg.UUID, "err", err, "publish_err", perr)
@@ -195,7 +225,7 @@ func deadLetter(pub message.Publisher, topic, stage string, m *routerMetrics, lo
 	}
 }
 
-func retry(cfg RouterConfig, m *routerMetrics, logger *slog.Logger) message.HandlerMiddleware {
+func retry(cfg RouterConfig, m *RouterMetrics, logger *slog.Logger) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			delay := cfg.InitialInterval
