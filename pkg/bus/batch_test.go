@@ -321,4 +321,3 @@ func maxInt(xs []int) int {
 	}
 	return m
 }
-
