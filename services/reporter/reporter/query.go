@@ -1,0 +1,52 @@
+package reporter
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// Querier is the part of the Prometheus query API a report reads.
+type Querier interface {
+	Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, error)
+	QueryRange(ctx context.Context, query string, r v1.Range, opts ...v1.Option) (model.Value, v1.Warnings, error)
+}
+
+// QuerierFor returns the querier of one tenant.
+type QuerierFor func(tenant string) (Querier, error)
+
+// NewQuerierFor returns queriers of cfg's API that send each tenant in
+// cfg.TenantHeader.
+func NewQuerierFor(cfg QueryConfig, rt http.RoundTripper) QuerierFor {
+	if rt == nil {
+		rt = api.DefaultRoundTripper
+	}
+	return func(tenant string) (Querier, error) {
+		c, err := api.NewClient(api.Config{Address: cfg.URL, RoundTripper: tenantRoundTripper{next: rt, header: cfg.TenantHeader, tenant: tenant}})
+		if err != nil {
+			return nil, fmt.Errorf("query client %s: %w", cfg.URL, err)
+		}
+		return v1.NewAPI(c), nil
+	}
+}
+
+// tenantRoundTripper sets the tenant header on every request.
+type tenantRoundTripper struct {
+	next   http.RoundTripper
+	header string
+	tenant string
+}
+
+func (t tenantRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.header == "" {
+		return t.next.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set(t.header, t.tenant)
+	return t.next.RoundTrip(r)
+}
