@@ -344,3 +344,48 @@ func (c *BatchConsumer) deadLetter(m *message.Message, err error) {
 	c.metrics.handled.WithLabelValues(name, "dead_lettered").Inc()
 	c.logger.Warn("message dead-lettered", "handler", name, "topic", c.opts.Topic, "uuid", m.UUID, "err", err)
 }
+
+// RunBatchConsumers runs consumers until ctx ends and they finished their
+// batches. One that stops before — it could not subscribe, or its
+// subscription ended — stops the others and makes the error.
+func RunBatchConsumers(ctx context.Context, consumers ...*BatchConsumer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(consumers))
+	for _, c := range consumers {
+		go func() {
+			err := c.Run(ctx)
+			if err == nil && ctx.Err() == nil {
+				err = fmt.Errorf("consumer %s stopped: its subscription of %s ended", c.opts.Name, c.opts.Topic)
+			}
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var all []error
+	for range consumers {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// AllRunning returns a channel closed once every consumer subscribed, or
+// when ctx ends first.
+func AllRunning(ctx context.Context, consumers ...*BatchConsumer) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range consumers {
+			select {
+			case <-c.Running():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return done
+}

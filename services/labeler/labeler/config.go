@@ -29,6 +29,7 @@ type Config struct {
 	// Ready bounds the consumer lag at which the labeler turns ready.
 	Ready service.CatchUpConfig
 	Bus   bus.RouterConfig
+	Batch bus.BatchConfig
 }
 
 // RegisterFlags registers the labeler flags.
@@ -43,6 +44,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.IntVar(&c.Limits.StringLen, "samples.max-label-bytes", 64<<10, "Longest label name or value in a topic-samples record (0: no limit).")
 	c.Ready.RegisterFlags(f, "the labeler's consumer group")
 	c.Bus.RegisterFlags(f)
+	c.Batch.RegisterFlags(f)
 }
 
 // DefaultConfig returns the flag defaults, for tests and embedding callers.
@@ -68,7 +70,7 @@ func (c Config) Validate() error {
 	check(c.Limits.LabelsPerSeries >= 0, "samples.max-labels must be >= 0, got %d", c.Limits.LabelsPerSeries)
 	check(c.Limits.SamplesPerSeries >= 0, "samples.max-samples-per-series must be >= 0, got %d", c.Limits.SamplesPerSeries)
 	check(c.Limits.StringLen >= 0, "samples.max-label-bytes must be >= 0, got %d", c.Limits.StringLen)
-	errs = append(errs, c.Bus.Validate())
+	errs = append(errs, c.Bus.Validate(), c.Batch.Validate())
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package labeler
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -16,65 +17,77 @@ import (
 // on, which label rules read as __mqtt_topic__.
 const HeaderMQTTTopic = "mqtt-topic"
 
-// handleTMA maps a topic-monitor record (one TMA message, or an array of
-// them) to enriched batches and publishes them; it returns, and the record
-// is acknowledged, only once the broker acknowledged them.
-func (s *Service) handleTMA(msg *message.Message) error {
-	msgs, err := tma.Decode(msg.Payload)
-	if err != nil {
-		s.metrics.undecodable.WithLabelValues(contract.TopicMonitor).Inc()
-		return bus.Permanent(fmt.Errorf("decode tma message: %w", err))
-	}
+// handleTMA maps a batch of topic-monitor records (each one TMA message,
+// or an array of them) and publishes what they make to topic-metrics in
+// one Publish (batchOut); it returns, and the records are acknowledged,
+// only once the broker acknowledged it. An undecodable record is a
+// permanent error of its own.
+func (s *Service) handleTMA(ctx context.Context, msgs []*message.Message) []error {
 	snap := s.snap.Load()
+	var errs []error
 	var st stats
-	var outs []out
-	for i := range msgs {
-		m := &msgs[i]
-		rec := s.recordOf(msg)
-		if rec.tenant == "" {
-			// Written to Kafka by a TMA probe directly, not through the
-			// monitor: the registry's probe tenant, as the monitor would.
-			rec.tenant = contract.DefaultTenant
-			if p := snap.probes[m.ProbeID]; p != nil {
-				rec.tenant = p.Tenant
-			}
+	bo := s.newBatchOut(len(msgs))
+	for i, msg := range msgs {
+		decoded, err := tma.Decode(msg.Payload)
+		if err != nil {
+			s.metrics.undecodable.WithLabelValues(contract.TopicMonitor).Inc()
+			errs = failed(errs, len(msgs), i, bus.Permanent(fmt.Errorf("decode tma message: %w", err)))
+			continue
 		}
-		series := snap.mapTMA(m, rec, &st)
-		outs = append(outs, snap.finish(series, rec, samples.SourceTMA, &st, snap.resources[m.ResourceID])...)
+		for j := range decoded {
+			m := &decoded[j]
+			rec := s.recordOf(msg)
+			if rec.tenant == "" {
+				// Written to Kafka by a TMA probe directly, not through the
+				// monitor: the registry's probe tenant, as the monitor would.
+				rec.tenant = contract.DefaultTenant
+				if p := snap.probes[m.ProbeID]; p != nil {
+					rec.tenant = p.Tenant
+				}
+			}
+			series := snap.mapTMA(m, rec, &st)
+			bo.add(msg, snap.finish(series, rec, samples.SourceTMA, &st, snap.resources[m.ResourceID]))
+		}
 	}
-	if err := s.publish(msg, outs); err != nil {
-		return err
-	}
-	s.count(inputTMA, outs, st)
-	return nil
+	return s.publish(ctx, inputTMA, bo, st, errs)
 }
 
-// handleSamples relabels a topic-samples record (an Avro sample batch)
-// and publishes it regrouped by resource.
-func (s *Service) handleSamples(msg *message.Message) error {
-	d := s.decoders.Get().(*samples.Decoder)
-	// The decoder's memory backs the batch until it is encoded again.
-	defer s.decoders.Put(d)
-	in, err := d.Decode(msg.Payload)
-	if err != nil {
-		s.metrics.undecodable.WithLabelValues(contract.TopicSamples).Inc()
-		return bus.Permanent(err)
-	}
+// handleSamples relabels a batch of topic-samples records (Avro sample
+// batches) and publishes them regrouped by resource, as handleTMA does.
+func (s *Service) handleSamples(ctx context.Context, msgs []*message.Message) []error {
 	snap := s.snap.Load()
-	rec := s.recordOf(msg)
-	if rec.tenant == "" {
-		rec.tenant = in.Tenant
-	}
-	if rec.tenant == "" {
-		rec.tenant = contract.DefaultTenant
-	}
+	var errs []error
 	var st stats
-	outs := snap.finish(labelled(in.Series, rec), rec, in.Source, &st, nil)
-	if err := s.publish(msg, outs); err != nil {
-		return err
+	bo := s.newBatchOut(len(msgs))
+	for i, msg := range msgs {
+		d := s.decoders.Get().(*samples.Decoder)
+		// The decoder's memory backs the batch until it is encoded again.
+		defer s.decoders.Put(d)
+		in, err := d.Decode(msg.Payload)
+		if err != nil {
+			s.metrics.undecodable.WithLabelValues(contract.TopicSamples).Inc()
+			errs = failed(errs, len(msgs), i, bus.Permanent(err))
+			continue
+		}
+		rec := s.recordOf(msg)
+		if rec.tenant == "" {
+			rec.tenant = in.Tenant
+		}
+		if rec.tenant == "" {
+			rec.tenant = contract.DefaultTenant
+		}
+		bo.add(msg, snap.finish(labelled(in.Series, rec), rec, in.Source, &st, nil))
 	}
-	s.count(inputSamples, outs, st)
-	return nil
+	return s.publish(ctx, inputSamples, bo, st, errs)
+}
+
+// failed sets the error of record i of n, making errs when it is nil.
+func failed(errs []error, n, i int, err error) []error {
+	if errs == nil {
+		errs = make([]error, n)
+	}
+	errs[i] = err
+	return errs
 }
 
 // recordOf reads the headers of a consumed record. The tenant header is
@@ -88,42 +101,28 @@ func (s *Service) recordOf(msg *message.Message) record {
 	}
 }
 
-// publish encodes the batches into one buffer and publishes them to
-// topic-metrics in one call, keyed by tenant and resource, with the
-// record's received-at.
-func (s *Service) publish(in *message.Message, outs []out) error {
-	if len(outs) == 0 {
-		return nil
-	}
-	size := 0
-	for i := range outs {
-		size += samples.EncodedLen(&outs[i].batch)
-	}
-	// One allocation for every payload; a publisher may keep them after
-	// Publish returns, so nothing else ever writes to this buffer.
-	buf := make([]byte, 0, size)
-	receivedAt := in.Metadata.Get(contract.HeaderReceivedAt)
-	msgs := make([]*message.Message, len(outs))
-	for i := range outs {
-		off := len(buf)
-		buf = samples.Encode(buf, &outs[i].batch)
-		// An empty UUID: the Kafka adapter then adds no UUID header, so
-		// consumers see only the contract's headers.
-		m := message.NewMessage("", buf[off:len(buf):len(buf)])
-		m.Metadata[contract.HeaderTenant] = outs[i].batch.Tenant
-		if receivedAt != "" {
-			m.Metadata[contract.HeaderReceivedAt] = receivedAt
+// publish sends what a batch of records made to topic-metrics in one
+// Publish and counts it once acknowledged; on failure every record not
+// already failed gets the error (they are retried together: their
+// effects are one produce).
+func (s *Service) publish(ctx context.Context, input string, bo *batchOut, st stats, errs []error) []error {
+	msgs := bo.messages(ctx)
+	if len(msgs) > 0 {
+		if err := s.pub.Publish(contract.TopicMetrics, msgs...); err != nil {
+			err = fmt.Errorf("publish to %s: %w", contract.TopicMetrics, err)
+			if errs == nil {
+				errs = make([]error, bo.records)
+			}
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			return errs
 		}
-		bus.SetKey(m, outs[i].key)
-		m.SetContext(in.Context())
-		msgs[i] = m
 	}
-	// In the input partition's order, without waiting for the previous
-	// record's acknowledgement.
-	if err := bus.PublishInTurn(in.Context(), s.pub, contract.TopicMetrics, msgs...); err != nil {
-		return fmt.Errorf("publish to %s: %w", contract.TopicMetrics, err)
-	}
-	return nil
+	s.count(input, bo.outs, st)
+	return errs
 }
 
 // count updates the metrics once a record's batches are published, so a

@@ -30,8 +30,8 @@ const (
 // Options are the service's dependencies.
 type Options struct {
 	// Subscriber delivers topic-monitor and topic-samples (one Subscribe
-	// per topic), in the labeler's consumer group. Required. The router
-	// closes it on shutdown.
+	// per topic), in the labeler's consumer group. Required. Execute
+	// closes it once the consumers stopped.
 	Subscriber message.Subscriber
 	// Publisher takes the enriched batches to topic-metrics and dead
 	// letters to topic-dlq. Required; Publish must return nil only once
@@ -40,7 +40,7 @@ type Options struct {
 	Publisher message.Publisher
 	// Registry gets the metrics. Nil: a private registry.
 	Registry *prometheus.Registry
-	// Prober is marked ready once the router runs and the consumer caught
+	// Prober is marked ready once the consumers run and the consumer caught
 	// up. Nil: a new one.
 	Prober *service.Prober
 	Logger *slog.Logger
@@ -56,16 +56,17 @@ type Options struct {
 // Service is the labeler, run as a run-group actor with Execute and
 // Interrupt.
 type Service struct {
-	cfg     Config
-	pub     message.Publisher
-	prober  *service.Prober
-	logger  *slog.Logger
-	now     func() time.Time
-	lag     func(context.Context) (int64, error)
-	metrics *metrics
-	router  *message.Router
-	http    *service.HTTPServer // nil without a listen address
-	handler http.Handler
+	cfg       Config
+	pub       message.Publisher
+	prober    *service.Prober
+	logger    *slog.Logger
+	now       func() time.Time
+	lag       func(context.Context) (int64, error)
+	metrics   *metrics
+	sub       message.Subscriber
+	consumers []*bus.BatchConsumer
+	http      *service.HTTPServer // nil without a listen address
+	handler   http.Handler
 
 	snap     atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -89,7 +90,7 @@ type loadError struct {
 }
 
 // New loads the registry file (failing with every problem in it, located
-// by line and field), builds the router, binds the listener and returns
+// by line and field), builds the consumers, binds the listener and returns
 // the service ready to Execute.
 func New(cfg Config, opts Options) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
@@ -125,16 +126,31 @@ func New(cfg Config, opts Options) (*Service, error) {
 	s.snap.Store(snap)
 	s.metrics.loaded(snap)
 
-	if s.router, err = bus.NewRouter(bus.RouterOptions{
-		Config:     cfg.Bus,
-		DLQ:        opts.Publisher,
-		Logger:     s.logger,
-		Registerer: opts.Registry,
-	}); err != nil {
-		return nil, err
+	metrics := bus.NewRouterMetrics(opts.Registry)
+	s.sub = opts.Subscriber
+	for _, h := range []struct {
+		name, topic string
+		handle      bus.BatchHandler
+	}{
+		{StageTMA, contract.TopicMonitor, s.handleTMA},
+		{StageSamples, contract.TopicSamples, s.handleSamples},
+	} {
+		c, err := bus.NewBatchConsumer(bus.BatchOptions{
+			Name:       h.name,
+			Topic:      h.topic,
+			Subscriber: opts.Subscriber,
+			Handler:    h.handle,
+			Config:     cfg.Bus,
+			Batch:      cfg.Batch,
+			DLQ:        opts.Publisher,
+			Logger:     s.logger,
+			Metrics:    metrics,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.consumers = append(s.consumers, c)
 	}
-	s.router.AddConsumerHandler(StageTMA, contract.TopicMonitor, opts.Subscriber, s.handleTMA)
-	s.router.AddConsumerHandler(StageSamples, contract.TopicSamples, opts.Subscriber, s.handleSamples)
 
 	mux := service.OpsMux(opts.Registry, s.prober)
 	mux.HandleFunc("GET "+RegistryPath, s.serveRegistry)
@@ -175,22 +191,18 @@ func (s *Service) Execute() error {
 	}, func(error) { s.Interrupt(nil) })
 	{
 		ctx, cancel := context.WithCancel(context.Background())
-		var stopping atomic.Bool
 		g.Add(func() error {
-			err := s.router.Run(ctx)
-			if err == nil && !stopping.Load() {
-				err = errors.New("consumer stopped: every subscription ended")
+			err := bus.RunBatchConsumers(ctx, s.consumers...)
+			// Offsets of what was acknowledged are committed on close.
+			if cerr := s.sub.Close(); cerr != nil {
+				s.logger.Warn("close subscriber", "err", cerr)
 			}
 			if err != nil {
-				return fmt.Errorf("run router: %w", err)
+				return fmt.Errorf("run consumers: %w", err)
 			}
 			return nil
 		}, func(error) {
-			stopping.Store(true)
 			s.prober.NotReady("shutting down")
-			if err := s.router.Close(); err != nil {
-				s.logger.Warn("close router", "err", err)
-			}
 			cancel()
 		})
 	}
@@ -198,7 +210,10 @@ func (s *Service) Execute() error {
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
 			select {
-			case <-s.router.Running():
+			case <-bus.AllRunning(ctx, s.consumers...):
+				if ctx.Err() != nil {
+					return nil
+				}
 				s.logger.Info("labeler consuming", "topics", []string{contract.TopicMonitor, contract.TopicSamples}, "registry", s.cfg.Registry)
 			case <-ctx.Done():
 				return nil
