@@ -1,0 +1,68 @@
+// Package collect holds the probe's collectors: host metrics from /proc
+// and /sys named as node_exporter names them, scrapes of local
+// Prometheus/OpenMetrics endpoints, and commands or files that print the
+// text format. A collector returns one sampling's series, every sample
+// stamped with the sampling time it is given.
+package collect
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tmaflow/tmaflow/pkg/samples"
+)
+
+// Collector samples once.
+type Collector interface {
+	Collect(ctx context.Context, now time.Time) ([]samples.Series, error)
+}
+
+// Func adapts a function to Collector.
+type Func func(ctx context.Context, now time.Time) ([]samples.Series, error)
+
+// Collect calls f.
+func (f Func) Collect(ctx context.Context, now time.Time) ([]samples.Series, error) {
+	return f(ctx, now)
+}
+
+// builder appends single-sample series stamped at one time.
+type builder struct {
+	t      int64
+	series []samples.Series
+}
+
+// add appends name{labels...} = v; labels are name/value pairs.
+func (b *builder) add(name string, v float64, labels ...string) {
+	ls := make([]samples.Label, 0, 1+len(labels)/2)
+	ls = append(ls, samples.Label{Name: "__name__", Value: name})
+	for i := 0; i+1 < len(labels); i += 2 {
+		ls = append(ls, samples.Label{Name: labels[i], Value: labels[i+1]})
+	}
+	SortLabels(ls)
+	b.series = append(b.series, samples.Series{Labels: ls, Samples: []samples.Sample{{TimestampMs: b.t, Value: v}}})
+}
+
+// SortLabels sorts labels by name, as series carry them.
+func SortLabels(ls []samples.Label) {
+	slices.SortFunc(ls, func(a, b samples.Label) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// WithLabels adds extra (sorted) labels to every series that does not
+// have them already, in place.
+func WithLabels(series []samples.Series, extra []samples.Label) {
+	if len(extra) == 0 {
+		return
+	}
+	for i := range series {
+		ls := series[i].Labels
+		for _, e := range extra {
+			if !slices.ContainsFunc(ls, func(l samples.Label) bool { return l.Name == e.Name }) {
+				ls = append(ls, e)
+			}
+		}
+		SortLabels(ls)
+		series[i].Labels = ls
+	}
+}
