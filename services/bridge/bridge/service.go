@@ -61,8 +61,8 @@ type Service struct {
 
 	stopping   atomic.Bool
 	brokerOnce sync.Once
-	stop     chan struct{}
-	stopOnce sync.Once
+	stop       chan struct{}
+	stopOnce   sync.Once
 }
 
 // New reads the mapping and registry, binds the listeners and returns the
