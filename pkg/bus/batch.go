@@ -389,3 +389,13 @@ func AllRunning(ctx context.Context, consumers ...*BatchConsumer) <-chan struct{
 	}()
 	return done
 }
+
+// Fail sets the error of record i of a batch of n in errs, making errs at
+// the first error: BatchHandler's answer, built record by record.
+func Fail(errs []error, n, i int, err error) []error {
+	if errs == nil {
+		errs = make([]error, n)
+	}
+	errs[i] = err
+	return errs
+}

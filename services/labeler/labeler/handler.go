@@ -31,7 +31,7 @@ func (s *Service) handleTMA(ctx context.Context, msgs []*message.Message) []erro
 		decoded, err := tma.Decode(msg.Payload)
 		if err != nil {
 			s.metrics.undecodable.WithLabelValues(contract.TopicMonitor).Inc()
-			errs = failed(errs, len(msgs), i, bus.Permanent(fmt.Errorf("decode tma message: %w", err)))
+			errs = bus.Fail(errs, len(msgs), i, bus.Permanent(fmt.Errorf("decode tma message: %w", err)))
 			continue
 		}
 		for j := range decoded {
@@ -66,7 +66,7 @@ func (s *Service) handleSamples(ctx context.Context, msgs []*message.Message) []
 		in, err := d.Decode(msg.Payload)
 		if err != nil {
 			s.metrics.undecodable.WithLabelValues(contract.TopicSamples).Inc()
-			errs = failed(errs, len(msgs), i, bus.Permanent(err))
+			errs = bus.Fail(errs, len(msgs), i, bus.Permanent(err))
 			continue
 		}
 		rec := s.recordOf(msg)
@@ -79,15 +79,6 @@ func (s *Service) handleSamples(ctx context.Context, msgs []*message.Message) []
 		bo.add(msg, snap.finish(labelled(in.Series, rec), rec, in.Source, &st, nil))
 	}
 	return s.publish(ctx, inputSamples, bo, st, errs)
-}
-
-// failed sets the error of record i of n, making errs when it is nil.
-func failed(errs []error, n, i int, err error) []error {
-	if errs == nil {
-		errs = make([]error, n)
-	}
-	errs[i] = err
-	return errs
 }
 
 // recordOf reads the headers of a consumed record. The tenant header is

@@ -27,6 +27,7 @@ type Config struct {
 	RemoteWrite   RemoteWriteConfig
 	Ready         service.CatchUpConfig
 	Bus           bus.RouterConfig
+	Batch         bus.BatchConfig
 }
 
 // TSDBConfig configures the embedded Prometheus TSDB.
@@ -144,6 +145,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	c.Ready.RegisterFlags(f, "the TSDB consumer")
 
 	c.Bus.RegisterFlags(f)
+	c.Batch.RegisterFlags(f)
 }
 
 // DefaultConfig returns the flag defaults, for tests and embedding callers.
@@ -200,9 +202,7 @@ func (c Config) Validate() error {
 	check(rw.TenantHeader == "" || validHeaderName(rw.TenantHeader), "remote-write.tenant-header %q is not a valid header name", rw.TenantHeader)
 
 	errs = append(errs, c.Ready.Validate())
-	if err := c.Bus.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.Bus.Validate(), c.Batch.Validate())
 	return errors.Join(errs...)
 }
 

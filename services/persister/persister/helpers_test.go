@@ -203,9 +203,16 @@ func start(t *testing.T, cfg Config, opts Options, v verifier) *harness {
 	go func() { h.done <- svc.Execute() }()
 	t.Cleanup(func() { h.stop(t) })
 	select {
-	case <-svc.router.Running():
+	case <-svc.consumer.Running():
 	case <-time.After(10 * time.Second):
-		t.Fatal("router did not start")
+		t.Fatal("consumer did not start")
+	}
+	if svc.router != nil {
+		select {
+		case <-svc.router.Running():
+		case <-time.After(10 * time.Second):
+			t.Fatal("remote-write consumer did not start")
+		}
 	}
 	return h
 }

@@ -1,6 +1,7 @@
 package persister
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,70 +44,105 @@ func (d *decoderPool) get() *samples.Decoder {
 
 func (d *decoderPool) put(dec *samples.Decoder) { d.p.Put(dec) }
 
-// handleMetrics appends one batch of topic-metrics to the TSDB. It returns
-// nil (and the subscriber commits the offset) only after the TSDB commit
-// and after the samples the TSDB refused are in topic-dlq. An undecodable
-// record is a permanent error, dead-lettered whole by the router; a failed
-// commit or dead-letter publish is retried, which is safe because
-// appending the same samples again stores nothing new.
-func (s *Service) handleMetrics(msg *message.Message) error {
-	d := s.decoders.get()
-	defer s.decoders.put(d)
-	b, err := d.Decode(msg.Payload)
-	if err != nil {
-		return bus.Permanent(err)
+// ingested is a decoded topic-metrics record of a batch.
+type ingested struct {
+	i       int // in the batch
+	msg     *message.Message
+	b       *samples.Batch
+	encoded []string
+}
+
+// handleMetrics appends the sample batches of a batch of topic-metrics
+// records to the TSDB, in their order, sharing commits. A record is done
+// (and its offset committed) only after the TSDB commit and after the
+// samples the TSDB refused are in topic-dlq. An undecodable record is a
+// permanent error of its own, dead-lettered whole; a failed commit is
+// retried (appendUntilCommitted), a failed dead-letter publish retries its
+// record, which is safe because appending the same samples again stores
+// nothing new.
+func (s *Service) handleMetrics(ctx context.Context, msgs []*message.Message) []error {
+	var errs []error
+	items := make([]ingested, 0, len(msgs))
+	for i, msg := range msgs {
+		d := s.decoders.get()
+		// The decoder's memory backs the batch until its rejected samples
+		// are dead-lettered.
+		defer s.decoders.put(d)
+		b, err := d.Decode(msg.Payload)
+		switch {
+		case err != nil:
+			errs = bus.Fail(errs, len(msgs), i, bus.Permanent(err))
+			continue
+		case b.Tenant == "":
+			errs = bus.Fail(errs, len(msgs), i, bus.Permanent(errNoTenant))
+			continue
+		}
+		if h := msg.Metadata.Get(contract.HeaderTenant); h != "" && h != b.Tenant {
+			errs = bus.Fail(errs, len(msgs), i, bus.Permanent(fmt.Errorf("tenant header %q differs from the batch tenant %q", h, b.Tenant)))
+			continue
+		}
+		items = append(items, ingested{i: i, msg: msg, b: b, encoded: d.EncodedLabels()})
 	}
-	if b.Tenant == "" {
-		return bus.Permanent(errNoTenant)
-	}
-	if h := msg.Metadata.Get(contract.HeaderTenant); h != "" && h != b.Tenant {
-		return bus.Permanent(fmt.Errorf("tenant header %q differs from the batch tenant %q", h, b.Tenant))
+	if len(items) == 0 {
+		return errs
 	}
 	start := s.now()
-	// Decoding overlaps; appends keep the partition's order, so the
-	// samples of a series arrive in time order. The turn passes once the
-	// samples are appended: the next record joins the same commit.
-	release := bus.AwaitTurn(msg.Context())
-	res, err := s.appendUntilCommitted(msg, b, d.EncodedLabels(), release)
-	release()
+	results, err := s.appendUntilCommitted(ctx, items)
 	if err != nil {
-		return err
+		for _, it := range items {
+			errs = bus.Fail(errs, len(msgs), it.i, err)
+		}
+		return errs
 	}
 	s.ingest.append.Observe(s.now().Sub(start).Seconds())
-	s.meta.update(b)
-	if len(res.rejected) > 0 {
-		if err := s.deadLetterRejected(msg, &res); err != nil {
-			return err
+	for k, it := range items {
+		res := &results[k]
+		s.meta.update(it.b)
+		if len(res.rejected) > 0 {
+			if err := s.deadLetterRejected(it.msg, res); err != nil {
+				errs = bus.Fail(errs, len(msgs), it.i, err)
+				continue
+			}
 		}
+		s.ingest.batches.Inc()
+		s.ingest.samples[outcomeAppended].Add(float64(res.appended))
+		s.ingest.samples[outcomeStored].Add(float64(res.stored))
+		s.ingest.samples[outcomeRejected].Add(float64(res.rejectedCount()))
+		s.lag.observe(it.msg.Context())
 	}
-	s.ingest.batches.Inc()
-	s.ingest.samples[outcomeAppended].Add(float64(res.appended))
-	s.ingest.samples[outcomeStored].Add(float64(res.stored))
-	s.ingest.samples[outcomeRejected].Add(float64(res.rejectedCount()))
-	s.lag.observe(msg.Context())
 	if lag, ok := s.lag.total(); ok {
 		s.ingest.lag.Set(float64(lag))
 	}
-	return nil
+	return errs
 }
 
-// appendUntilCommitted appends b, retrying a failed TSDB commit with
-// backoff until it succeeds or the message context ends (shutdown,
-// rebalance: the batch comes again). A failing disk is no fault of the
-// data: dead-lettering would empty the topic into topic-dlq, so the
-// partition waits instead, and /metrics shows the failures.
-func (s *Service) appendUntilCommitted(msg *message.Message, b *samples.Batch, encoded []string, appended func()) (appendResult, error) {
-	ctx := msg.Context()
+// appendUntilCommitted appends the batches of items in order and waits for
+// their commits, appending them all again with backoff after a failed
+// commit until it succeeds or ctx ends (shutdown: the records come again).
+// A failing disk is no fault of the data: dead-lettering would empty the
+// topic into topic-dlq, so the partition waits instead, and /metrics shows
+// the failures.
+func (s *Service) appendUntilCommitted(ctx context.Context, items []ingested) ([]appendResult, error) {
 	delay := s.cfg.Bus.InitialInterval
+	pending := make([]*pendingAppend, len(items))
+	results := make([]appendResult, len(items))
 	for attempt := 1; ; attempt++ {
-		res, err := s.store.appendThen(ctx, b, encoded, appended)
+		for k := range items {
+			pending[k] = s.store.appendAsync(ctx, items[k].b, items[k].encoded)
+		}
+		var err error
+		for k, p := range pending {
+			if results[k], err = p.wait(ctx); err != nil {
+				break
+			}
+		}
 		if err == nil {
-			return res, nil
+			return results, nil
 		}
 		s.ingest.commitErrors.Inc()
 		s.logger.Error("append to tsdb failed, retrying", "attempt", attempt, "delay", delay, "err", err)
 		if !service.Sleep(ctx, delay) {
-			return appendResult{}, fmt.Errorf("append to tsdb: %w", errors.Join(err, ctx.Err()))
+			return nil, fmt.Errorf("append to tsdb: %w", errors.Join(err, ctx.Err()))
 		}
 		delay = min(2*delay, s.cfg.Bus.MaxInterval)
 	}

@@ -253,8 +253,8 @@ func benchHandle(b *testing.B, payloads [][]byte, samplesPerPayload int) {
 			i = 0
 			b.StartTimer()
 		}
-		if err := s.handleMetrics(message.NewMessage("m", payloads[i])); err != nil {
-			b.Fatal(err)
+		if errs := s.handleMetrics(context.Background(), []*message.Message{message.NewMessage("m", payloads[i])}); errs != nil {
+			b.Fatal(errs)
 		}
 		i++
 	}

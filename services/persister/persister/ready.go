@@ -59,13 +59,13 @@ func (s *Service) consumerLag(started time.Time) service.LagFunc {
 	}
 }
 
-// watchReady marks the prober ready once the router runs and the consumer
+// watchReady marks the prober ready once the TSDB consumer runs and
 // caught up, then leaves it: a burst of records later is load, not a
 // reason to take the query API out of service.
 func (s *Service) watchReady(ctx context.Context) {
 	s.prober.NotReady("starting: tsdb open, consumer not yet running")
 	select {
-	case <-s.router.Running():
+	case <-s.consumer.Running():
 	case <-ctx.Done():
 		return
 	}

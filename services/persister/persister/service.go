@@ -35,7 +35,8 @@ import (
 // Options are the service's dependencies.
 type Options struct {
 	// Subscriber delivers topic-metrics to the TSDB consumer, in
-	// Config.ConsumerGroup. Required. The router closes it on shutdown.
+	// Config.ConsumerGroup. Required. Execute closes it once the consumer
+	// stopped.
 	Subscriber message.Subscriber
 	// RemoteWriteSubscriber delivers topic-metrics to the remote-write
 	// consumer, in Config.RemoteWrite.ConsumerGroup, so each consumer
@@ -75,7 +76,9 @@ type Service struct {
 	meta       *metadataStore
 	engine     *promql.Engine
 	parser     parser.Parser
-	router     *message.Router
+	sub        message.Subscriber
+	consumer   *bus.BatchConsumer
+	router     *message.Router // remote write, when enabled
 	http       *service.HTTPServer
 	verifier   verifier // nil without api.auth.registry
 	lagHook    func(context.Context) (int64, error)
@@ -176,16 +179,30 @@ func newService(cfg Config, opts Options, v verifier) (_ *Service, err error) {
 		Parser:                   s.parser,
 	})
 
-	if s.router, err = bus.NewRouter(bus.RouterOptions{
+	metrics := bus.NewRouterMetrics(opts.Registry)
+	s.sub = opts.Subscriber
+	if s.consumer, err = bus.NewBatchConsumer(bus.BatchOptions{
+		Name:       StageTSDB,
+		Topic:      contract.TopicMetrics,
+		Subscriber: opts.Subscriber,
+		Handler:    s.handleMetrics,
 		Config:     cfg.Bus,
+		Batch:      cfg.Batch,
 		DLQ:        opts.Publisher,
 		Logger:     s.logger,
-		Registerer: opts.Registry,
+		Metrics:    metrics,
 	}); err != nil {
 		return nil, err
 	}
-	s.router.AddConsumerHandler(StageTSDB, contract.TopicMetrics, opts.Subscriber, s.handleMetrics)
 	if cfg.RemoteWrite.Enabled() {
+		if s.router, err = bus.NewRouter(bus.RouterOptions{
+			Config:  cfg.Bus,
+			DLQ:     opts.Publisher,
+			Logger:  s.logger,
+			Metrics: metrics,
+		}); err != nil {
+			return nil, err
+		}
 		rw, err := newRemoteWriter(cfg.RemoteWrite, opts.HTTPClient, newRemoteWriteMetrics(opts.Registry), s.logger.With("component", "remote-write"))
 		if err != nil {
 			return nil, err
@@ -252,11 +269,25 @@ func (s *Service) Execute() error {
 	}, func(error) { s.Interrupt(nil) })
 	{
 		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			err := bus.RunBatchConsumers(ctx, s.consumer)
+			// Offsets of what was acknowledged are committed on close.
+			if cerr := s.sub.Close(); cerr != nil {
+				s.logger.Warn("close subscriber", "err", cerr)
+			}
+			if err != nil {
+				return fmt.Errorf("run tsdb consumer: %w", err)
+			}
+			return nil
+		}, func(error) { cancel() })
+	}
+	if s.router != nil {
+		ctx, cancel := context.WithCancel(context.Background())
 		stopping := atomic.Bool{}
 		g.Add(func() error {
 			err := s.router.Run(ctx)
 			if err == nil && !stopping.Load() {
-				err = errors.New("consumer stopped: every subscription ended")
+				err = errors.New("remote-write consumer stopped: its subscription ended")
 			}
 			if err != nil {
 				return fmt.Errorf("run router: %w", err)

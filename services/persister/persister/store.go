@@ -394,8 +394,28 @@ func (s *store) append(ctx context.Context, b *samples.Batch) (appendResult, err
 // the encoding of each series' labels (samples.Decoder.EncodedLabels),
 // finds the series in the store's cache.
 func (s *store) appendThen(ctx context.Context, b *samples.Batch, encoded []string, appended func()) (appendResult, error) {
-	var res appendResult
-	series := prepare(b, &res, s.series, encoded)
+	p := s.appendAsync(ctx, b, encoded)
+	if appended != nil {
+		appended()
+	}
+	return p.wait(ctx)
+}
+
+// pendingAppend is a batch appended to the open commit group, waiting for
+// its commit.
+type pendingAppend struct {
+	s       *store
+	b       *samples.Batch
+	g       *commitGroup
+	res     appendResult
+	refused []refusal
+}
+
+// appendAsync appends b's samples to the open commit group and returns
+// at once: the batches appended before its wait share one commit.
+func (s *store) appendAsync(ctx context.Context, b *samples.Batch, encoded []string) *pendingAppend {
+	pa := &pendingAppend{s: s, b: b}
+	series := prepare(b, &pa.res, s.series, encoded)
 
 	s.mu.Lock()
 	g := s.open
@@ -405,8 +425,8 @@ func (s *store) appendThen(ctx context.Context, b *samples.Batch, encoded []stri
 		s.open = g
 	}
 	g.batches++
+	pa.g = g
 	app := g.app
-	var refused []refusal
 	for i := range series {
 		p := &series[i]
 		var ref storage.SeriesRef
@@ -416,11 +436,11 @@ func (s *store) appendThen(ctx context.Context, b *samples.Batch, encoded []stri
 		for _, smp := range p.samples {
 			r, err := app.Append(ref, p.lset, smp.TimestampMs, smp.Value)
 			if err != nil {
-				refused = append(refused, refusal{series: p, sample: smp, reason: rejection(err), msg: err.Error()})
+				pa.refused = append(pa.refused, refusal{series: p, sample: smp, reason: rejection(err), msg: err.Error()})
 				continue
 			}
 			ref = r
-			res.appended++
+			pa.res.appended++
 		}
 		if p.cached != nil && ref != 0 {
 			p.cached.setReference(ref)
@@ -431,9 +451,13 @@ func (s *store) appendThen(ctx context.Context, b *samples.Batch, encoded []stri
 		go s.commitLoop()
 	}
 	s.mu.Unlock()
-	if appended != nil {
-		appended()
-	}
+	return pa
+}
+
+// wait waits for the commit of p's group and sorts out what the TSDB
+// refused: samples stored already are counted stored, the rest rejected.
+func (p *pendingAppend) wait(ctx context.Context) (appendResult, error) {
+	s, g, b, res, refused := p.s, p.g, p.b, p.res, p.refused
 	select {
 	case <-g.done:
 	case <-ctx.Done():
