@@ -179,8 +179,10 @@ func (g generator) matrix(ctx context.Context, query string, step time.Duration)
 	return m, warn, nil
 }
 
-// alertsQuery is the firing ALERTS series narrowed by selector.
-func alertsQuery(selector string) (string, error) {
+// alertsQuery counts, at each step, the firing ALERTS samples (narrowed by
+// selector) of the step before: a series is firing at a step only if it
+// has a sample in it, not for the lookback after its last one.
+func alertsQuery(selector string, step time.Duration) (string, error) {
 	e, err := parser.NewParser(parser.Options{}).ParseExpr("ALERTS" + selector)
 	if err != nil {
 		return "", err
@@ -190,13 +192,13 @@ func alertsQuery(selector string) (string, error) {
 		return "", fmt.Errorf("%q is not a label selector", selector)
 	}
 	vs.LabelMatchers = append(vs.LabelMatchers, labels.MustNewMatcher(labels.MatchEqual, "alertstate", "firing"))
-	return vs.String(), nil
+	return fmt.Sprintf("count_over_time(%s[%s])", vs.String(), promDuration(step)), nil
 }
 
 // alerts turns the firing ALERTS series into spans: consecutive steps
 // with a sample are one span.
 func (g generator) alerts(ctx context.Context, selector string) ([]AlertSpan, []string, error) {
-	q, err := alertsQuery(selector)
+	q, err := alertsQuery(selector, g.r.Step)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,6 +213,8 @@ func (g generator) alerts(ctx context.Context, selector string) ([]AlertSpan, []
 		delete(lbls, model.MetricNameLabel)
 		delete(lbls, "alertstate")
 		add := func(from, to model.Time) {
+			// A sample at t stands for the step from t: the last one's
+			// span ends a step later.
 			s, e := from.Time(), to.Add(g.r.Step).Time()
 			if e.After(g.end) {
 				e = g.end

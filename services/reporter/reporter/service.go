@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -135,6 +136,15 @@ func (s *Service) Execute() error {
 		return nil
 	}, func(error) { cancel() })
 	return g.Run()
+}
+
+// Close releases the listener when Execute did not run (after Execute it
+// is closed already).
+func (s *Service) Close() error {
+	if err := s.http.Listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("close listener %s: %w", s.Addr(), err)
+	}
+	return nil
 }
 
 // Interrupt stops Execute; the process turns not ready at once.
