@@ -207,9 +207,9 @@ func start(t *testing.T, cfg Config, opts Options, v verifier) *harness {
 	case <-time.After(10 * time.Second):
 		t.Fatal("consumer did not start")
 	}
-	if svc.router != nil {
+	if svc.rwConsumer != nil {
 		select {
-		case <-svc.router.Running():
+		case <-svc.rwConsumer.Running():
 		case <-time.After(10 * time.Second):
 			t.Fatal("remote-write consumer did not start")
 		}

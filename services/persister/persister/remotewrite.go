@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,23 +129,91 @@ func writeRequest(b *samples.Batch) (*prompb.WriteRequest, int) {
 	return req, skipped
 }
 
-// handle sends one batch to every endpoint. It returns only once each
-// answered 2xx (nil), or some answered another 4xx (a permanent error: the
-// router dead-letters the batch), or the message context ended (the
-// subscriber delivers the batch again). 5xx, 429 and failed connections
-// are retried with backoff for as long as it takes: the partition waits
-// rather than losing data.
-func (w *remoteWriter) handle(msg *message.Message) error {
-	d := w.decoders.get()
-	defer w.decoders.put(d)
-	b, err := d.Decode(msg.Payload)
-	if err != nil {
-		return bus.Permanent(err)
+// handle sends the records of a batch to every endpoint, one request per
+// tenant in the records' order. It answers nil for a record once each
+// endpoint answered 2xx; a permanent error when one answered another 4xx
+// (the record is dead-lettered; a request of several records that is
+// refused is sent again record by record, so only the refused ones are);
+// the context's error when it ended (the records come again). 5xx, 429
+// and failed connections are retried with backoff for as long as it
+// takes: the partition waits rather than losing data.
+func (w *remoteWriter) handle(ctx context.Context, msgs []*message.Message) []error {
+	var errs []error
+	type tenantRequest struct {
+		tenant string
+		idx    []int // records in msgs
+		reqs   []*prompb.WriteRequest
 	}
-	if b.Tenant == "" {
-		return bus.Permanent(errNoTenant)
+	var byTenant []*tenantRequest
+	for i, msg := range msgs {
+		d := w.decoders.get()
+		// The requests may share the decoder's memory until sent.
+		defer w.decoders.put(d)
+		b, err := d.Decode(msg.Payload)
+		if err == nil && b.Tenant == "" {
+			err = errNoTenant
+		}
+		if err != nil {
+			errs = bus.Fail(errs, len(msgs), i, bus.Permanent(err))
+			continue
+		}
+		req, skipped := writeRequest(b)
+		if skipped > 0 {
+			w.logger.Debug("remote write left out series with invalid labels", "samples", skipped)
+		}
+		k := slices.IndexFunc(byTenant, func(t *tenantRequest) bool { return t.tenant == b.Tenant })
+		if k < 0 {
+			k = len(byTenant)
+			byTenant = append(byTenant, &tenantRequest{tenant: b.Tenant})
+		}
+		byTenant[k].idx = append(byTenant[k].idx, i)
+		byTenant[k].reqs = append(byTenant[k].reqs, req)
 	}
-	req, skipped := writeRequest(b)
+	for _, t := range byTenant {
+		err := w.write(ctx, t.tenant, merged(t.reqs))
+		if bus.IsPermanent(err) && len(t.idx) > 1 {
+			// Find the refused records: the rest must not be dead-lettered.
+			for j, i := range t.idx {
+				errs = failIf(errs, len(msgs), i, w.write(ctx, t.tenant, t.reqs[j]))
+			}
+			continue
+		}
+		for _, i := range t.idx {
+			errs = failIf(errs, len(msgs), i, err)
+		}
+	}
+	return errs
+}
+
+// failIf is bus.Fail for a non-nil err.
+func failIf(errs []error, n, i int, err error) []error {
+	if err == nil {
+		return errs
+	}
+	return bus.Fail(errs, n, i, err)
+}
+
+// merged is one request of the series and metadata of reqs.
+func merged(reqs []*prompb.WriteRequest) *prompb.WriteRequest {
+	if len(reqs) == 1 {
+		return reqs[0]
+	}
+	out := &prompb.WriteRequest{}
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		out.Timeseries = append(out.Timeseries, r.Timeseries...)
+		for _, m := range r.Metadata {
+			if !seen[m.MetricFamilyName] {
+				seen[m.MetricFamilyName] = true
+				out.Metadata = append(out.Metadata, m)
+			}
+		}
+	}
+	return out
+}
+
+// write sends req to every endpoint, as handle describes.
+func (w *remoteWriter) write(ctx context.Context, tenant string, req *prompb.WriteRequest) error {
 	n := 0
 	for _, ts := range req.Timeseries {
 		n += len(ts.Samples)
@@ -157,11 +226,6 @@ func (w *remoteWriter) handle(msg *message.Message) error {
 		return bus.Permanent(fmt.Errorf("encode write request: %w", err))
 	}
 	body := snappy.Encode(nil, raw)
-	ctx := msg.Context()
-	// Endpoints refuse samples older than a series' latest: the requests
-	// of a partition go out in its order.
-	defer bus.AwaitTurn(ctx)()
-
 	pending := make([]string, len(w.urls))
 	copy(pending, w.urls)
 	backoff := w.cfg.MinBackoff
@@ -170,7 +234,7 @@ func (w *remoteWriter) handle(msg *message.Message) error {
 		var retry []string
 		wait := time.Duration(0)
 		for _, u := range pending {
-			res := w.send(ctx, u, body, b.Tenant)
+			res := w.send(ctx, u, body, tenant)
 			switch {
 			case res.ok:
 				w.metrics.samples.WithLabelValues(u, "sent").Add(float64(n))
@@ -197,9 +261,6 @@ func (w *remoteWriter) handle(msg *message.Message) error {
 		}
 		backoff = min(2*backoff, w.cfg.MaxBackoff)
 		pending = retry
-	}
-	if skipped > 0 {
-		w.logger.Debug("remote write left out series with invalid labels", "samples", skipped)
 	}
 	if len(rejected) > 0 {
 		return bus.Permanent(errors.Join(rejected...))

@@ -125,7 +125,7 @@ func TestRemoteWriteRequest(t *testing.T) {
 	s := at(series("temp_celsius", "resource", "a", "empty", ""), 0*time.Second, 1.5, 15*time.Second, math.Inf(1))
 	s.Metadata = &samples.Metadata{Type: samples.Gauge, Unit: "celsius", Help: "Temperature."}
 	b := batch("acme", s, at(series("bad", "tenant", "evil"), 0*time.Second, 1))
-	require.NoError(t, w.handle(batchMessage(context.Background(), b)))
+	require.NoError(t, handleOne(w, batchMessage(context.Background(), b)))
 
 	for _, r := range []*receiver{r1, r2} {
 		calls := r.calls()
@@ -172,7 +172,7 @@ func TestRemoteWriteRetries(t *testing.T) {
 				r.header.Set("Retry-After", tt.retryAfter)
 			}
 			w, waits := newTestWriter(t, RemoteWriteConfig{URLs: []string{r.srv.URL}})
-			err := w.handle(batchMessage(context.Background(), batch("acme", at(series("x"), 0*time.Second, 1))))
+			err := handleOne(w, batchMessage(context.Background(), batch("acme", at(series("x"), 0*time.Second, 1))))
 			require.Len(t, r.calls(), tt.wantCalls)
 			require.Equal(t, tt.wantWaits, *waits)
 			if tt.wantErr == "" {
@@ -190,7 +190,7 @@ func TestRemoteWriteRetries(t *testing.T) {
 func TestRemoteWriteRetryOnlyFailing(t *testing.T) {
 	ok, flaky := newReceiver(t), newReceiver(t, 503, 503)
 	w, _ := newTestWriter(t, RemoteWriteConfig{URLs: []string{ok.srv.URL, flaky.srv.URL}})
-	require.NoError(t, w.handle(batchMessage(context.Background(), batch("acme", at(series("x"), 0*time.Second, 1)))))
+	require.NoError(t, handleOne(w, batchMessage(context.Background(), batch("acme", at(series("x"), 0*time.Second, 1)))))
 	require.Len(t, ok.calls(), 1)
 	require.Len(t, flaky.calls(), 3)
 }
@@ -203,7 +203,7 @@ func TestRemoteWriteShutdown(t *testing.T) {
 	w.sleep = service.Sleep
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	err := w.handle(batchMessage(ctx, batch("acme", at(series("x"), 0*time.Second, 1))))
+	err := handleOne(w, batchMessage(ctx, batch("acme", at(series("x"), 0*time.Second, 1))))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.False(t, bus.IsPermanent(err))
 }
@@ -250,4 +250,50 @@ func TestRemoteWriteThroughService(t *testing.T) {
 	require.Equal(t, ms(time.Second), b.Series[0].Samples[0].TimestampMs, "the original batch")
 	require.Equal(t, 1.0, gathered(t, h.reg, "tmaflow_persister_remote_write_samples_total", map[string]string{"outcome": "sent"}))
 	require.Equal(t, 1.0, gathered(t, h.reg, "tmaflow_persister_remote_write_samples_total", map[string]string{"outcome": "rejected"}))
+}
+
+// handleOne runs the batch handler over msg alone, in msg's context.
+func handleOne(w *remoteWriter, msg *message.Message) error {
+	errs := w.handle(msg.Context(), []*message.Message{msg})
+	if errs == nil {
+		return nil
+	}
+	return errs[0]
+}
+
+// TestRemoteWriteBatch: the records of a batch go out in one request per
+// tenant; a refused request of several records is sent again record by
+// record, so only the refused record is dead-lettered.
+func TestRemoteWriteBatch(t *testing.T) {
+	// acme's merged request is refused, then its first record accepted
+	// and its second refused; globex's request accepted.
+	r := newReceiver(t, 400, 204, 400, 204)
+	w, _ := newTestWriter(t, RemoteWriteConfig{URLs: []string{r.srv.URL}, TenantHeader: "X-Scope-OrgID"})
+	ctx := context.Background()
+	msgs := []*message.Message{
+		batchMessage(ctx, batch("acme", at(series("a"), 0*time.Second, 1))),
+		batchMessage(ctx, batch("globex", at(series("g"), 0*time.Second, 2))),
+		batchMessage(ctx, batch("acme", at(series("b"), 0*time.Second, 3))),
+		message.NewMessage("bad", []byte("not avro")),
+	}
+	errs := w.handle(ctx, msgs)
+	require.Len(t, errs, len(msgs))
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	require.True(t, bus.IsPermanent(errs[2]), "%v", errs[2])
+	require.ErrorContains(t, errs[2], "400 Bad Request")
+	require.True(t, bus.IsPermanent(errs[3]), "undecodable")
+
+	calls := r.calls()
+	require.Len(t, calls, 4)
+	for i, tenant := range []string{"acme", "acme", "acme", "globex"} {
+		require.Equal(t, tenant, calls[i].Header.Get("X-Scope-OrgID"), "call %d", i)
+	}
+	var names []string
+	for _, wr := range r.accepted() {
+		for _, ts := range wr.Timeseries {
+			names = append(names, ts.Labels[0].Value)
+		}
+	}
+	require.Equal(t, []string{"a", "g"}, names)
 }

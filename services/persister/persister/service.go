@@ -76,9 +76,9 @@ type Service struct {
 	meta       *metadataStore
 	engine     *promql.Engine
 	parser     parser.Parser
-	sub        message.Subscriber
-	consumer   *bus.BatchConsumer
-	router     *message.Router // remote write, when enabled
+	subs       []message.Subscriber
+	consumer   *bus.BatchConsumer // into the TSDB
+	rwConsumer *bus.BatchConsumer // remote write, when enabled
 	http       *service.HTTPServer
 	verifier   verifier // nil without api.auth.registry
 	lagHook    func(context.Context) (int64, error)
@@ -180,34 +180,31 @@ func newService(cfg Config, opts Options, v verifier) (_ *Service, err error) {
 	})
 
 	metrics := bus.NewRouterMetrics(opts.Registry)
-	s.sub = opts.Subscriber
-	if s.consumer, err = bus.NewBatchConsumer(bus.BatchOptions{
-		Name:       StageTSDB,
-		Topic:      contract.TopicMetrics,
-		Subscriber: opts.Subscriber,
-		Handler:    s.handleMetrics,
-		Config:     cfg.Bus,
-		Batch:      cfg.Batch,
-		DLQ:        opts.Publisher,
-		Logger:     s.logger,
-		Metrics:    metrics,
-	}); err != nil {
+	consumer := func(name string, sub message.Subscriber, h bus.BatchHandler) (*bus.BatchConsumer, error) {
+		s.subs = append(s.subs, sub)
+		return bus.NewBatchConsumer(bus.BatchOptions{
+			Name:       name,
+			Topic:      contract.TopicMetrics,
+			Subscriber: sub,
+			Handler:    h,
+			Config:     cfg.Bus,
+			Batch:      cfg.Batch,
+			DLQ:        opts.Publisher,
+			Logger:     s.logger,
+			Metrics:    metrics,
+		})
+	}
+	if s.consumer, err = consumer(StageTSDB, opts.Subscriber, s.handleMetrics); err != nil {
 		return nil, err
 	}
 	if cfg.RemoteWrite.Enabled() {
-		if s.router, err = bus.NewRouter(bus.RouterOptions{
-			Config:  cfg.Bus,
-			DLQ:     opts.Publisher,
-			Logger:  s.logger,
-			Metrics: metrics,
-		}); err != nil {
-			return nil, err
-		}
 		rw, err := newRemoteWriter(cfg.RemoteWrite, opts.HTTPClient, newRemoteWriteMetrics(opts.Registry), s.logger.With("component", "remote-write"))
 		if err != nil {
 			return nil, err
 		}
-		s.router.AddConsumerHandler(StageRemoteWrite, contract.TopicMetrics, opts.RemoteWriteSubscriber, rw.handle)
+		if s.rwConsumer, err = consumer(StageRemoteWrite, opts.RemoteWriteSubscriber, rw.handle); err != nil {
+			return nil, err
+		}
 	}
 
 	mux := service.OpsMux(opts.Registry, s.prober)
@@ -270,36 +267,22 @@ func (s *Service) Execute() error {
 	{
 		ctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
-			err := bus.RunBatchConsumers(ctx, s.consumer)
+			consumers := []*bus.BatchConsumer{s.consumer}
+			if s.rwConsumer != nil {
+				consumers = append(consumers, s.rwConsumer)
+			}
+			err := bus.RunBatchConsumers(ctx, consumers...)
 			// Offsets of what was acknowledged are committed on close.
-			if cerr := s.sub.Close(); cerr != nil {
-				s.logger.Warn("close subscriber", "err", cerr)
+			for _, sub := range s.subs {
+				if cerr := sub.Close(); cerr != nil {
+					s.logger.Warn("close subscriber", "err", cerr)
+				}
 			}
 			if err != nil {
-				return fmt.Errorf("run tsdb consumer: %w", err)
+				return fmt.Errorf("run consumers: %w", err)
 			}
 			return nil
 		}, func(error) { cancel() })
-	}
-	if s.router != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		stopping := atomic.Bool{}
-		g.Add(func() error {
-			err := s.router.Run(ctx)
-			if err == nil && !stopping.Load() {
-				err = errors.New("remote-write consumer stopped: its subscription ended")
-			}
-			if err != nil {
-				return fmt.Errorf("run router: %w", err)
-			}
-			return nil
-		}, func(error) {
-			stopping.Store(true)
-			if err := s.router.Close(); err != nil {
-				s.logger.Warn("close router", "err", err)
-			}
-			cancel()
-		})
 	}
 	{
 		ctx, cancel := context.WithCancel(context.Background())
