@@ -117,7 +117,7 @@ func (m *Measurement) Failed() int64 {
 	return b.Failed - a.Failed
 }
 
-// HandlerMean is consumer i's mean handler time in the window.
+// HandlerMean is consumer i's mean time per batch in the window.
 func (m *Measurement) HandlerMean(i int) time.Duration {
 	a, b := m.window()
 	if len(a.Handled) <= i || len(b.Handled) <= i || b.Handled[i].count == a.Handled[i].count {
@@ -215,7 +215,7 @@ func (b *bench) printRun(m *Measurement) {
 	if pts := m.windowPoints(); len(pts) > 0 && len(pts[0].Lags) > 0 {
 		line := ""
 		for i, c := range consumers {
-			line += fmt.Sprintf(" %s %d→%d (handler mean %s),", c.Name, pts[0].Lags[i], pts[len(pts)-1].Lags[i], m.HandlerMean(i).Round(time.Microsecond))
+			line += fmt.Sprintf(" %s %d→%d (batch mean %s),", c.Name, pts[0].Lags[i], pts[len(pts)-1].Lags[i], m.HandlerMean(i).Round(time.Microsecond))
 		}
 		b.printf("%-12s lag over the window:%s records\n", m.Name, strings.TrimSuffix(line, ","))
 	}

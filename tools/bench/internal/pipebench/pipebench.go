@@ -108,9 +108,9 @@ var consumers = benchkit.PipelineConsumers
 const (
 	metricAppended = "prometheus_tsdb_head_samples_appended_total"
 	metricRejected = "tmaflow_persister_rejected_samples_total"
-	// metricHandler is the bus router's handler time: a partition takes
-	// one record at a time, so it bounds each consumer's rate.
-	metricHandler = "tmaflow_bus_handler_duration_seconds"
+	// metricHandler is the batch consumers' time per batch: batches are
+	// handled one after the other, so it bounds each consumer's rate.
+	metricHandler = "tmaflow_bus_batch_duration_seconds"
 )
 
 // Report is what the benchmark measured.
