@@ -50,6 +50,8 @@ func startTmaflow(t *testing.T, args ...string) *tmaflow {
 		"-data-dir=" + t.TempDir(),
 		"-broker.listen-address=127.0.0.1:0",
 		"-monitor.listen-address=127.0.0.1:0",
+		"-bridge.listen-address=127.0.0.1:0",
+		"-bridge.mqtt.listen-address=127.0.0.1:0",
 		"-labeler.listen-address=127.0.0.1:0",
 		"-persister.listen-address=127.0.0.1:0",
 		"-ruler.listen-address=127.0.0.1:0",

@@ -25,7 +25,7 @@ func parse(t *testing.T, args ...string) Config {
 
 func TestConfig(t *testing.T) {
 	base := []string{"-monitor.auth.disabled", "-registry=reg.yaml"}
-	all := []string{TargetMonitor, TargetLabeler, TargetPersister, TargetRuler}
+	all := []string{TargetMonitor, TargetBridge, TargetLabeler, TargetPersister, TargetRuler}
 	for _, tc := range []struct {
 		name         string
 		args         []string
@@ -124,6 +124,8 @@ func newApp(t *testing.T, args ...string) *App {
 		"-data-dir=" + t.TempDir(),
 		"-broker.listen-address=127.0.0.1:0",
 		"-monitor.listen-address=127.0.0.1:0",
+		"-bridge.listen-address=127.0.0.1:0",
+		"-bridge.mqtt.listen-address=127.0.0.1:0",
 		"-labeler.listen-address=127.0.0.1:0",
 		"-persister.listen-address=127.0.0.1:0",
 		"-ruler.listen-address=127.0.0.1:0",

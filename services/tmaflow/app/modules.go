@@ -2,6 +2,7 @@ package app
 
 import (
 	"github.com/tmaflow/tmaflow/pkg/module"
+	"github.com/tmaflow/tmaflow/services/bridge/bridge"
 	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
 	"github.com/tmaflow/tmaflow/services/persister/persister"
@@ -13,6 +14,7 @@ import (
 func modules() []*module.Module {
 	return []*module.Module{
 		monitor.Module(),
+		bridge.Module(),
 		labeler.Module(),
 		persister.Module(),
 		ruler.Module(),
@@ -23,6 +25,7 @@ func modules() []*module.Module {
 const (
 	TargetAll       = "all"
 	TargetMonitor   = "monitor"
+	TargetBridge    = "bridge"
 	TargetLabeler   = "labeler"
 	TargetPersister = "persister"
 	TargetRuler     = "ruler"
