@@ -3,6 +3,7 @@ package reporter
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -58,7 +59,7 @@ var day = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 //
 //	demo_value{instance="a"} = minute of the day (0…1439), 1e6 just before and at the end
 //	demo_value{instance="b"} = 5
-//	demo_cycle{instance="a"} = 100 + 10·sin(2π·minute/60)
+//	demo_cycle{instance="a"} = 100 + 10·sin(2π·minute/60) + noise in [-1, 1)
 //	up{instance="a"}         = 1 for 1296 minutes (90 %), then 0
 //	ALERTS{alertname="High"} firing minutes 600…629, pending 595…599
 func fillDay(t testing.TB, db *tsdb.DB) {
@@ -69,6 +70,7 @@ func fillDay(t testing.TB, db *tsdb.DB) {
 	up := labels.FromStrings("__name__", "up", "instance", "a")
 	firing := labels.FromStrings("__name__", "ALERTS", "alertname", "High", "alertstate", "firing", "severity", "page")
 	pending := labels.FromStrings("__name__", "ALERTS", "alertname", "High", "alertstate", "pending", "severity", "page")
+	noise := rand.New(rand.NewPCG(3, 4))
 	app := db.Appender(context.Background())
 	add := func(l labels.Labels, ts time.Time, v float64) {
 		_, err := app.Append(0, l, ts.UnixMilli(), v)
@@ -80,7 +82,7 @@ func fillDay(t testing.TB, db *tsdb.DB) {
 		ts := day.Add(time.Duration(i) * time.Minute)
 		add(a, ts, float64(i))
 		add(b, ts, 5)
-		add(cyc, ts, 100+10*math.Sin(2*math.Pi*float64(i)/60))
+		add(cyc, ts, 100+10*math.Sin(2*math.Pi*float64(i)/60)+noise.Float64()*2-1)
 		add(up, ts, float64(btoi(i < 1296)))
 		if i >= 595 && i < 600 {
 			add(pending, ts, 1)

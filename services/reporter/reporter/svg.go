@@ -122,20 +122,24 @@ func axes(b *strings.Builder, start, end time.Time, lo, hi float64, loc *time.Lo
 		t := start.Add(time.Duration(i) * end.Sub(start) / chartTicksX)
 		x := px(t)
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#eeeeee"/>`, x, padT, x, chartH-padB)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#444444">%s</text>`, x, chartH-padB+16, html.EscapeString(t.In(loc).Format(layout)))
+		anchor := "middle"
+		if i == chartTicksX {
+			anchor = "end" // inside the picture
+		}
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="%s" fill="#444444">%s</text>`, x, chartH-padB+16, anchor, html.EscapeString(t.In(loc).Format(layout)))
 	}
 	for i := 0; i <= chartTicksY; i++ {
 		v := lo + float64(i)*(hi-lo)/chartTicksY
 		y := py(v)
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eeeeee"/>`, padL, y, chartW-padR, y)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" fill="#444444">%s</text>`, padL-6, y+4, html.EscapeString(formatValue(v)))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" fill="#444444">%s</text>`, padL-6, y+4, html.EscapeString(strconv.FormatFloat(v, 'g', 4, 64)))
 	}
 }
 
-// formatValue prints a figure with about four significant digits.
+// formatValue prints a figure with up to six significant digits.
 func formatValue(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "–"
 	}
-	return strconv.FormatFloat(v, 'g', 4, 64)
+	return strconv.FormatFloat(v, 'g', 6, 64)
 }
