@@ -66,3 +66,14 @@ func WithLabels(series []samples.Series, extra []samples.Label) {
 		series[i].Labels = ls
 	}
 }
+
+// MetricName is the value of __name__ ("" without one). pkg/ingest has
+// one too; importing that package would link its Prometheus parsers.
+func MetricName(ls []samples.Label) string {
+	for _, l := range ls {
+		if l.Name == "__name__" {
+			return l.Value
+		}
+	}
+	return ""
+}

@@ -80,10 +80,10 @@ func TestHostFixtures(t *testing.T) {
 		}},
 		{part: PartLoad, want: map[string]float64{`node_load1`: 0.5, `node_load5`: 0.25, `node_load15`: 0.125}},
 		{part: PartDisk, want: map[string]float64{
-			`node_disk_read_bytes_total{device="sda"}`:            20000 * 512,
-			`node_disk_written_bytes_total{device="sda"}`:         8000 * 512,
-			`node_disk_reads_completed_total{device="nvme0n1"}`:   2000,
-			`node_disk_io_time_seconds_total{device="sda"}`:       0.6,
+			`node_disk_read_bytes_total{device="sda"}`:             20000 * 512,
+			`node_disk_written_bytes_total{device="sda"}`:          8000 * 512,
+			`node_disk_reads_completed_total{device="nvme0n1"}`:    2000,
+			`node_disk_io_time_seconds_total{device="sda"}`:        0.6,
 			`node_disk_write_time_seconds_total{device="nvme0n1"}`: 0.2,
 		}, absent: []string{`node_disk_read_bytes_total{device="sda1"}`, `node_disk_read_bytes_total{device="loop0"}`, `node_disk_read_bytes_total{device="nvme0n1p1"}`}},
 		{part: PartNetwork, want: map[string]float64{
@@ -95,11 +95,11 @@ func TestHostFixtures(t *testing.T) {
 			`node_network_receive_packets_total{device="lo"}`:     100,
 		}},
 		{part: PartFilesystem, want: map[string]float64{
-			`node_filesystem_avail_bytes{device="/dev/sda1",fstype="ext4",mountpoint="/"}`:  300,
+			`node_filesystem_avail_bytes{device="/dev/sda1",fstype="ext4",mountpoint="/"}`:   300,
 			`node_filesystem_size_bytes{device="/dev/sda2",fstype="xfs",mountpoint="/data"}`: 1000,
 			`node_filesystem_readonly{device="/dev/sda2",fstype="xfs",mountpoint="/data"}`:   1,
-			`node_filesystem_readonly{device="/dev/sda1",fstype="ext4",mountpoint="/"}`:     0,
-			`node_filesystem_files_free{device="tmpfs",fstype="tmpfs",mountpoint="/run"}`:   20,
+			`node_filesystem_readonly{device="/dev/sda1",fstype="ext4",mountpoint="/"}`:      0,
+			`node_filesystem_files_free{device="tmpfs",fstype="tmpfs",mountpoint="/run"}`:    20,
 		}, absent: []string{`node_filesystem_avail_bytes{device="proc",fstype="proc",mountpoint="/proc"}`}},
 		{part: PartPressure, want: map[string]float64{
 			`node_pressure_cpu_waiting_seconds_total`:    1.5,
@@ -109,8 +109,8 @@ func TestHostFixtures(t *testing.T) {
 			`node_pressure_memory_stalled_seconds_total`: 0.1,
 		}},
 		{part: PartHwmon, want: map[string]float64{
-			`node_hwmon_temp_celsius{chip="hwmon0",sensor="temp1"}`:      45.5,
-			`node_hwmon_temp_celsius{chip="hwmon0",sensor="temp2"}`:      51,
+			`node_hwmon_temp_celsius{chip="hwmon0",sensor="temp1"}`:     45.5,
+			`node_hwmon_temp_celsius{chip="hwmon0",sensor="temp2"}`:     51,
 			`node_hwmon_chip_names{chip="hwmon0",chip_name="coretemp"}`: 1,
 		}},
 	} {

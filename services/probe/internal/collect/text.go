@@ -1,15 +1,21 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"time"
 
-	"github.com/tmaflow/tmaflow/pkg/ingest"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
@@ -32,7 +38,7 @@ func (s Scrape) Collect(ctx context.Context, now time.Time) ([]samples.Series, e
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", s.URL, err)
 	}
-	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5")
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", s.URL, err)
@@ -47,11 +53,7 @@ func (s Scrape) Collect(ctx context.Context, now time.Time) ([]samples.Series, e
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape %s: status %s", s.URL, resp.Status)
 	}
-	format, err := ingest.TextFormatOf(resp.Header.Get("Content-Type"))
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", s.URL, err)
-	}
-	return parseText(s.URL, format, body, now)
+	return parseText(s.URL, body, now)
 }
 
 // Command runs a program that prints the Prometheus text format.
@@ -69,7 +71,7 @@ func (c Command) Collect(ctx context.Context, now time.Time) ([]samples.Series, 
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", c.Args[0], err)
 	}
-	return parseText(c.Args[0], ingest.FormatText, out, now)
+	return parseText(c.Args[0], out, now)
 }
 
 // File reads a file in the Prometheus text format (node_exporter's
@@ -84,16 +86,42 @@ func (f File) Collect(_ context.Context, now time.Time) ([]samples.Series, error
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", f.Path, err)
 	}
-	return parseText(f.Path, ingest.FormatText, b, now)
+	return parseText(f.Path, b, now)
 }
 
-func parseText(source string, format ingest.TextFormat, body []byte, now time.Time) ([]samples.Series, error) {
+// parseText parses the Prometheus text format 0.0.4 with expfmt, not
+// pkg/ingest's ParseText: that one's Prometheus parsers link gogo
+// protobuf and 1.5 MB the edge binary has no room for. Samples without a
+// timestamp get now.
+func parseText(source string, body []byte, now time.Time) ([]samples.Series, error) {
 	if len(body) > maxTextBytes {
 		return nil, fmt.Errorf("%s: more than %d bytes", source, maxTextBytes)
 	}
-	series, _, _, err := ingest.ParseText(format, body, now.UnixMilli(), nil)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", source, err)
 	}
+	vec, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{Timestamp: model.TimeFromUnixNano(now.UnixNano())}, mapValues(fams)...)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", source, err)
+	}
+	series := make([]samples.Series, 0, len(vec))
+	for _, smp := range vec {
+		ls := make([]samples.Label, 0, len(smp.Metric))
+		for k, v := range smp.Metric {
+			ls = append(ls, samples.Label{Name: string(k), Value: string(v)})
+		}
+		SortLabels(ls)
+		series = append(series, samples.Series{Labels: ls, Samples: []samples.Sample{{TimestampMs: int64(smp.Timestamp), Value: float64(smp.Value)}}})
+	}
 	return series, nil
+}
+
+func mapValues(m map[string]*dto.MetricFamily) []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[name])
+	}
+	return out
 }
