@@ -65,28 +65,24 @@ func (l *syncLog) String() string {
 	return l.b.String()
 }
 
-// startProbe runs bin (the test binary when empty) with config and
-// queue dir.
-func startProbe(t *testing.T, bin, config, dir string, extraEnv ...string) *probeProc {
+// startProbe runs the probe (argv, or the test binary when nil) with
+// config and queue dir.
+func startProbe(t *testing.T, argv []string, config, dir string) *probeProc {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "probe.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(config), 0o644))
-	return startProbeFile(t, bin, cfgPath, dir, extraEnv...)
+	return startProbeFile(t, argv, cfgPath, dir)
 }
 
-func startProbeFile(t *testing.T, bin, cfgPath, dir string, extraEnv ...string) *probeProc {
+func startProbeFile(t *testing.T, argv []string, cfgPath, dir string) *probeProc {
 	t.Helper()
 	addr := peertest.FreeAddr(t)
-	var args []string
-	if bin == "" {
-		bin = os.Args[0]
-	} else if strings.Contains(bin, "qemu") {
-		args = append(args, extraEnv[0])
-		extraEnv = extraEnv[1:]
+	if argv == nil {
+		argv = []string{os.Args[0]}
 	}
-	args = append(args, "-config.file="+cfgPath, "-queue.dir="+dir, "-listen-address="+addr, "-log.level=debug")
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(append(os.Environ(), envMain+"=1"), extraEnv...)
+	args := append(argv[1:len(argv):len(argv)], "-config.file="+cfgPath, "-queue.dir="+dir, "-listen-address="+addr, "-log.level=debug")
+	cmd := exec.Command(argv[0], args...)
+	cmd.Env = append(os.Environ(), envMain+"=1")
 	p := &probeProc{cmd: cmd, addr: addr, logs: &syncLog{}, done: make(chan error, 1)}
 	cmd.Stderr = p.logs
 	cmd.Stdout = p.logs

@@ -37,13 +37,13 @@ func TestOutageAndKill(t *testing.T) {
 	audit.down.Store(true)
 	dir := t.TempDir()
 	cfg := outageConfig(rcv.url(), audit.url(), 300)
-	p := startProbe(t, "", cfg, dir)
+	p := startProbe(t, nil, cfg, dir)
 	require.Eventually(t, func() bool { d, _ := rcv.counts(); return d > 50 }, 10*time.Second, 10*time.Millisecond)
 
 	rcv.down.Store(true)
 	time.Sleep(1500 * time.Millisecond)
 	p.kill9(t) // during the outage
-	p = startProbe(t, "", cfg, dir)
+	p = startProbe(t, nil, cfg, dir)
 	time.Sleep(1500 * time.Millisecond)
 	before, _ := rcv.counts()
 	rcv.down.Store(false)
@@ -53,7 +53,7 @@ func TestOutageAndKill(t *testing.T) {
 	require.Eventually(t, func() bool { d, _ := rcv.counts(); return d > before+300 }, 20*time.Second, 5*time.Millisecond)
 	require.Positive(t, p.metric(t, "probe_queue_buffered_samples", "output", "rw"), "killed during the drain")
 	p.kill9(t)
-	p = startProbe(t, "", cfg, dir)
+	p = startProbe(t, nil, cfg, dir)
 	require.Eventually(t, func() bool { return p.metric(t, "probe_queue_buffered_samples", "output", "rw") == 0 }, 60*time.Second, 50*time.Millisecond)
 	p.stop(t)
 

@@ -84,7 +84,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 
 	dir := t.TempDir()
-	p := startProbe(t, "", fmt.Sprintf(`
+	p := startProbe(t, nil, fmt.Sprintf(`
 labels: {instance: edge-1, job: node}
 collectors:
   - {name: host, type: host, interval: 100ms}
@@ -159,7 +159,7 @@ func TestMQTTToMosquitto(t *testing.T) {
 	require.NoError(t, tok.Error())
 
 	dir := t.TempDir()
-	p := startProbe(t, "", fmt.Sprintf(`
+	p := startProbe(t, nil, fmt.Sprintf(`
 collectors:
   - {name: host, type: host, interval: 100ms, parts: [load]}
 outputs:

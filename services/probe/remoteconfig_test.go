@@ -124,7 +124,7 @@ outputs:
   interval: 100ms
   rollback_after: 1s
 `, local.url(), auditOutput(t), cs.srv.URL, base64.StdEncoding.EncodeToString(pub))), 0o644))
-			p := startProbeFile(t, "", cfgPath, dir)
+			p := startProbeFile(t, nil, cfgPath, dir)
 			require.Eventually(t, func() bool { d, _ := local.counts(); return d > 5 }, 10*time.Second, 10*time.Millisecond)
 			localBefore, _ := local.counts()
 			tc.serve(cs, good, down)
