@@ -166,6 +166,10 @@ func (s *Service) route(w http.ResponseWriter, r *http.Request) {
 		s.serveMonitor(w, r)
 		return
 	}
+	if r.URL.Path == ProbeConfigPath {
+		s.serveProbeConfig(w, r)
+		return
+	}
 	if s.servePrometheus(w, r) {
 		return
 	}
