@@ -55,6 +55,7 @@ func startTmaflow(t *testing.T, args ...string) *tmaflow {
 		"-labeler.listen-address=127.0.0.1:0",
 		"-persister.listen-address=127.0.0.1:0",
 		"-ruler.listen-address=127.0.0.1:0",
+		"-reporter.listen-address=127.0.0.1:0",
 		"-registry=" + exampleRegistry,
 		"-monitor.ready-check-interval=100ms",
 		"-persister.ready.settle=100ms",

@@ -115,7 +115,7 @@ func TestProcessSignals(t *testing.T) {
 	require.NoError(t, os.WriteFile(regPath, example, 0o600))
 
 	p := startProcess(t, "-data-dir="+dir, "-broker.listen-address=127.0.0.1:0",
-		"-monitor.listen-address=127.0.0.1:0", "-bridge.listen-address=127.0.0.1:0", "-bridge.mqtt.listen-address=127.0.0.1:0", "-labeler.listen-address=127.0.0.1:0", "-persister.listen-address=127.0.0.1:0", "-ruler.listen-address=127.0.0.1:0",
+		"-monitor.listen-address=127.0.0.1:0", "-bridge.listen-address=127.0.0.1:0", "-bridge.mqtt.listen-address=127.0.0.1:0", "-labeler.listen-address=127.0.0.1:0", "-persister.listen-address=127.0.0.1:0", "-ruler.listen-address=127.0.0.1:0", "-reporter.listen-address=127.0.0.1:0",
 		"-monitor.auth.registry="+regPath)
 	brokerAddr := p.waitLog(t, "kafka broker started")["addr"].(string)
 	url := "http://" + p.waitLog(t, "monitor listening")["addr"].(string) + "/monitor"

@@ -25,7 +25,7 @@ func parse(t *testing.T, args ...string) Config {
 
 func TestConfig(t *testing.T) {
 	base := []string{"-monitor.auth.disabled", "-registry=reg.yaml"}
-	all := []string{TargetMonitor, TargetBridge, TargetLabeler, TargetPersister, TargetRuler}
+	all := []string{TargetMonitor, TargetBridge, TargetLabeler, TargetPersister, TargetRuler, TargetReporter}
 	for _, tc := range []struct {
 		name         string
 		args         []string
@@ -129,6 +129,7 @@ func newApp(t *testing.T, args ...string) *App {
 		"-labeler.listen-address=127.0.0.1:0",
 		"-persister.listen-address=127.0.0.1:0",
 		"-ruler.listen-address=127.0.0.1:0",
+		"-reporter.listen-address=127.0.0.1:0",
 		"-persister.ready.settle=100ms",
 		"-registry=" + exampleRegistry,
 		"-monitor.auth.disabled",
@@ -226,6 +227,7 @@ func TestNewReleasesWhatItStartedOnFailure(t *testing.T) {
 		{name: "labeler", busy: "-labeler.listen-address", wantErr: "labeler"},
 		{name: "persister", busy: "-persister.listen-address", wantErr: "persister"},
 		{name: "ruler", busy: "-ruler.listen-address", wantErr: "ruler"},
+		{name: "reporter", busy: "-reporter.listen-address", wantErr: "reporter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A service cannot bind its port, after the broker started.
@@ -235,7 +237,7 @@ func TestNewReleasesWhatItStartedOnFailure(t *testing.T) {
 			brokerAddr := freeAddr(t)
 			dir := t.TempDir()
 			args := []string{"-data-dir=" + dir, "-broker.listen-address=" + brokerAddr, "-registry=" + exampleRegistry}
-			for _, f := range []string{"-monitor.listen-address", "-labeler.listen-address", "-persister.listen-address", "-ruler.listen-address"} {
+			for _, f := range []string{"-monitor.listen-address", "-labeler.listen-address", "-persister.listen-address", "-ruler.listen-address", "-reporter.listen-address"} {
 				addr := "127.0.0.1:0"
 				if f == tc.busy {
 					addr = ln.Addr().String()

@@ -6,6 +6,7 @@ import (
 	"github.com/tmaflow/tmaflow/services/labeler/labeler"
 	"github.com/tmaflow/tmaflow/services/monitor/monitor"
 	"github.com/tmaflow/tmaflow/services/persister/persister"
+	"github.com/tmaflow/tmaflow/services/reporter/reporter"
 	"github.com/tmaflow/tmaflow/services/ruler/ruler"
 )
 
@@ -18,6 +19,7 @@ func modules() []*module.Module {
 		labeler.Module(),
 		persister.Module(),
 		ruler.Module(),
+		reporter.Module(),
 	}
 }
 
@@ -29,4 +31,5 @@ const (
 	TargetLabeler   = "labeler"
 	TargetPersister = "persister"
 	TargetRuler     = "ruler"
+	TargetReporter  = "reporter"
 )
