@@ -14,7 +14,9 @@ require (
 	github.com/prometheus/client_golang v1.24.1
 	github.com/prometheus/client_golang/exp v0.0.0-20260907100614-57bb367da472
 	github.com/prometheus/prometheus v0.315.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 	github.com/segmentio/kafka-go v0.4.51
+	github.com/tmaflow/tmaflow/schemas v0.0.0
 	github.com/tmaflow/tmaflow/services/bridge v0.0.0
 	github.com/tmaflow/tmaflow/services/monitor v0.0.0
 	github.com/tmaflow/tmaflow/services/reporter v0.0.0
