@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 // verifier checks probe credentials (*registry.Registry).
 type verifier interface {
 	Verify(user, secret string) (registry.Probe, bool)
+	File() *registry.File
 	Reload() error
 }
 
@@ -49,9 +51,13 @@ type embedded struct {
 	logger   *slog.Logger
 
 	// ctx ends on shutdown, releasing held publishes unacknowledged.
-	ctx     context.Context
-	cancel  context.CancelFunc
-	clients sync.Map // *mqtt.Client → client
+	ctx    context.Context
+	cancel context.CancelFunc
+	// clients maps a client id to its login. Entries outlive the
+	// connection: a persistent session's messages are checked against its
+	// tenant while it is offline.
+	clients   sync.Map // string → client
+	connected sync.Map // *mqtt.Client → struct{}: the connections counted
 }
 
 // dbFile is the embedded broker's store under -mqtt.data-dir.
@@ -83,7 +89,7 @@ func newEmbedded(cfg Config, pipe *pipeline, v verifier, alerts *topicTemplate, 
 			return nil, fmt.Errorf("create mqtt data dir: %w", err)
 		}
 		path := filepath.Join(cfg.MQTT.DataDir, dbFile)
-		err := e.srv.AddHook(new(bolt.Hook), &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
+		err := e.srv.AddHook(newStore(), &bolt.Options{Path: path, Options: &bbolt.Options{Timeout: 2 * time.Second}})
 		if err != nil {
 			return nil, fmt.Errorf("open mqtt store %s: %w", path, err)
 		}
@@ -177,16 +183,36 @@ func (e *embedded) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		}
 		c = client{tenant: p.Tenant, probeID: p.ID}
 	}
-	e.clients.Store(cl, c)
+	e.clients.Store(cl.ID, c)
+	e.connected.Store(cl, struct{}{})
 	e.metrics.clients.Inc()
 	return true
 }
 
-// OnDisconnect forgets the client.
+// OnDisconnect counts the client gone; its login stays for its session.
 func (e *embedded) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	if _, ok := e.clients.LoadAndDelete(cl); ok {
+	// Sessions restored from disk are "disconnected" without a connection.
+	if _, ok := e.connected.LoadAndDelete(cl); ok {
 		e.metrics.clients.Dec()
 	}
+}
+
+// client returns the login of a client: from its connection, or for a
+// session restored from disk, from the probe its username names.
+func (e *embedded) client(cl *mqtt.Client) (client, bool) {
+	if v, ok := e.clients.Load(cl.ID); ok {
+		return v.(client), true
+	}
+	if e.verifier == nil {
+		return client{probeID: -1}, true
+	}
+	user := string(cl.Properties.Username)
+	for _, p := range e.verifier.File().Probes {
+		if p.Name == user || strconv.FormatInt(p.ID, 10) == user {
+			return client{tenant: p.Tenant, probeID: p.ID}, true
+		}
+	}
+	return client{}, false
 }
 
 // OnACLCheck lets a client publish only under its tenant's prefix and
@@ -208,11 +234,10 @@ func (e *embedded) allowed(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
 	}
-	v, ok := e.clients.Load(cl)
+	c, ok := e.client(cl)
 	if !ok {
 		return false
 	}
-	c := v.(client)
 	m := e.pipe.mapping.Load()
 	if e.verifier == nil {
 		// Without authentication every tenant's routes are open.
@@ -231,11 +256,10 @@ func (e *embedded) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	v, ok := e.clients.Load(cl)
+	c, ok := e.client(cl)
 	if !ok {
 		return pk, packets.ErrRejectPacket
 	}
-	c := v.(client)
 	tenant := c.tenant
 	if e.verifier == nil {
 		tenant = e.pipe.mapping.Load().tenantOf(pk.TopicName)

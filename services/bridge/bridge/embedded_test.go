@@ -183,3 +183,45 @@ func TestAlertRetainedAndPersisted(t *testing.T) {
 
 	require.ErrorContains(t, h(message.NewMessage("", []byte("{"))), "decode alert")
 }
+
+// An alert for a device with a persistent session that is offline waits
+// in its session, across a restart of the broker, and is delivered when
+// the device reconnects without subscribing again.
+func TestOfflineDeliverySurvivesRestart(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MQTT.DataDir = t.TempDir()
+	bus := newFakeBus()
+	b := startBridge(t, cfg, bus)
+	const topic = "tmaflow/acme/alerts/d1/TooHot"
+	got := make(chan []byte, 4)
+	opts := func() *paho.ClientOptions {
+		return paho.NewClientOptions().AddBroker("tcp://" + b.MQTTAddr()).SetClientID("persistent-dev").
+			SetUsername("acme-device").SetPassword("acme-secret").SetCleanSession(false).SetProtocolVersion(4).
+			SetAutoReconnect(false).SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { got <- m.Payload() })
+	}
+	c := paho.NewClient(opts())
+	require.True(t, c.Connect().WaitTimeout(5*time.Second))
+	tok := c.Subscribe(topic, 1, nil)
+	require.True(t, tok.WaitTimeout(5*time.Second))
+	require.NoError(t, tok.Error())
+	c.Disconnect(50)
+
+	tmpl, err := parseTopicTemplate(cfg.Alerts.Topic)
+	require.NoError(t, err)
+	firing := alertRecord(t, "firing")
+	require.NoError(t, alertHandler(tmpl, b.embedded.sendAlert, b.metrics)(firing))
+	b.stop(t)
+
+	b = startBridge(t, cfg, bus)
+	o := opts()
+	o.Servers[0].Host = b.MQTTAddr()
+	c = paho.NewClient(o)
+	require.True(t, c.Connect().WaitTimeout(5*time.Second))
+	defer c.Disconnect(50)
+	select {
+	case p := <-got:
+		require.JSONEq(t, string(firing.Payload), string(p))
+	case <-time.After(5 * time.Second):
+		t.Fatal("queued alert not delivered after the restart")
+	}
+}

@@ -91,3 +91,10 @@ func TestTopicTemplate(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// The example mapping of `make run` parses.
+func TestExampleMapping(t *testing.T) {
+	m, err := LoadMapping("../../../examples/mqtt/mapping.yaml")
+	require.NoError(t, err)
+	require.Len(t, m.Tenants["demo"].Routes, 4)
+}
