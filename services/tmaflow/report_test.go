@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/broker/brokertest"
@@ -31,6 +32,7 @@ const e2eReport = `reports:
     panels:
       - {type: table, title: CPU, query: 'cpu_usage_percent{resource="demo-host"}'}
       - {type: chart, title: CPU, query: 'cpu_usage_percent{resource="demo-host"}'}
+      - {type: alerts, title: Alerts of the hour}
 `
 
 // TestReportEndToEnd posts ten observations to /monitor, runs a report
@@ -63,6 +65,16 @@ func TestReportEndToEnd(t *testing.T) {
 		return code == http.StatusOK && len(r.Data.Result) == 1
 	}, 30*time.Second, 100*time.Millisecond, "the observations in the query API")
 
+	// An alert as the ruler publishes it, firing since the third minute.
+	firing := base.Add(2 * time.Minute)
+	alert, err := json.Marshal(map[string]any{"labels": map[string]string{"alertname": "HighCPU", "severity": "critical"},
+		"startsAt": firing, "endsAt": firing.Add(time.Hour), "state": "firing", "tenant": demoTenant, "fingerprint": "0123456789abcdef"})
+	require.NoError(t, err)
+	w := &kafka.Writer{Addr: kafka.TCP(tf.kafka), Topic: contract.TopicAlerts, AllowAutoTopicCreation: true}
+	require.NoError(t, w.WriteMessages(context.Background(), kafka.Message{Key: []byte("demo/0123456789abcdef"), Value: alert,
+		Headers: []kafka.Header{{Key: contract.HeaderTenant, Value: []byte(demoTenant)}}}))
+	require.NoError(t, w.Close())
+
 	// The hour ending 30 s after the last observation holds all ten.
 	reporter := "http://" + tf.app.Addr(app.TargetReporter)
 	at := last.Add(30 * time.Second).UTC().Format(time.RFC3339)
@@ -80,6 +92,10 @@ func TestReportEndToEnd(t *testing.T) {
 				Labels                   map[string]string
 				Min, Avg, Max, P95, Last float64
 			}
+			Alerts []struct {
+				Labels     map[string]string
+				Start, End time.Time
+			}
 		}
 	}
 	require.NoError(t, json.Unmarshal(body, &doc))
@@ -87,6 +103,12 @@ func TestReportEndToEnd(t *testing.T) {
 	row := doc.Panels[0].Table[0]
 	require.Equal(t, "demo-host", row.Labels["resource"])
 	require.Equal(t, []float64{10, 55, 100, 95.5, 100}, []float64{row.Min, row.Avg, row.Max, row.P95, row.Last})
+
+	// The alert from topic-alerts, firing to the end of the period.
+	require.Len(t, doc.Panels[2].Alerts, 1)
+	require.Equal(t, "HighCPU", doc.Panels[2].Alerts[0].Labels["alertname"])
+	require.True(t, firing.Equal(doc.Panels[2].Alerts[0].Start))
+	require.True(t, last.Add(30*time.Second).Equal(doc.Panels[2].Alerts[0].End))
 
 	// The page lists it and serves the HTML with its chart.
 	var html string

@@ -48,7 +48,19 @@ type Panel struct {
 	Forecast *ForecastSpec
 	// Objective is the availability target (0: none).
 	Objective float64
+	// Source of an alerts panel: AlertsFromTopic or AlertsFromSeries.
+	Source string
 }
+
+// Where an alerts panel reads alert history.
+const (
+	// AlertsFromTopic reads topic-alerts, where tmaflow's ruler publishes
+	// alert changes.
+	AlertsFromTopic = "topic-alerts"
+	// AlertsFromSeries reads the ALERTS series of the query API, as
+	// Prometheus' rule manager writes them.
+	AlertsFromSeries = "ALERTS"
+)
 
 // ForecastSpec asks for a forecast of a chart's series.
 type ForecastSpec struct {
@@ -79,6 +91,7 @@ type panelYAML struct {
 	Query     string        `yaml:"query"`
 	Points    int           `yaml:"points"`
 	Objective float64       `yaml:"objective"`
+	Source    string        `yaml:"source"`
 	Forecast  *forecastYAML `yaml:"forecast"`
 }
 
@@ -229,14 +242,21 @@ func (ry reportYAML) build(p parser.Parser, panelLines []int) (Report, error) {
 }
 
 func (py panelYAML) build(p parser.Parser) (Panel, error) {
-	pn := Panel{Type: py.Type, Title: py.Title, Query: py.Query, Points: py.Points, Objective: py.Objective}
+	pn := Panel{Type: py.Type, Title: py.Title, Query: py.Query, Points: py.Points, Objective: py.Objective, Source: py.Source}
 	switch py.Type {
 	case PanelTable, PanelChart, PanelInstant, PanelAvailability:
 		if py.Query == "" {
 			return Panel{}, errors.New("query: missing")
 		}
 	case PanelAlerts:
-		// The query is an optional selector narrowing ALERTS.
+		// The query is an optional selector narrowing the alerts.
+		switch py.Source {
+		case "":
+			pn.Source = AlertsFromTopic
+		case AlertsFromTopic, AlertsFromSeries:
+		default:
+			return Panel{}, fmt.Errorf("source %q: want %s or %s", py.Source, AlertsFromTopic, AlertsFromSeries)
+		}
 	default:
 		return Panel{}, fmt.Errorf("type %q: want table, chart, instant, alerts or availability", py.Type)
 	}
@@ -263,6 +283,9 @@ func (py panelYAML) build(p parser.Parser) (Panel, error) {
 	}
 	if py.Objective < 0 || py.Objective > 1 {
 		return Panel{}, fmt.Errorf("objective %g: want a fraction between 0 and 1", py.Objective)
+	}
+	if py.Source != "" && py.Type != PanelAlerts {
+		return Panel{}, errors.New("source: only alerts panels have one")
 	}
 	if py.Objective != 0 && py.Type != PanelAvailability {
 		return Panel{}, errors.New("objective: only availability panels have one")

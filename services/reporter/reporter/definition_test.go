@@ -111,3 +111,13 @@ func TestLoadDir(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleReportsLoad keeps the reports `make run` ships valid.
+func TestExampleReportsLoad(t *testing.T) {
+	rs, err := LoadDir("../../../examples/reports")
+	require.NoError(t, err)
+	require.Len(t, rs, 2)
+	for _, r := range rs {
+		require.Equal(t, "demo", r.Tenant)
+	}
+}

@@ -15,7 +15,11 @@ func Module() *module.Module {
 		// One active instance per report: shard reports by directory.
 		ConsumerGroupFlagUnused: "the reporter consumes no topic",
 		New: func(d module.Deps) (module.Service, error) {
-			return New(*cfg, Options{Publisher: d.Bus.Publisher(), Registry: d.Registry, Prober: d.Prober, Logger: d.Logger})
+			src, err := d.Bus.Reader()
+			if err != nil {
+				return nil, err
+			}
+			return New(*cfg, Options{Publisher: d.Bus.Publisher(), Alerts: TopicAlertHistory(src), Registry: d.Registry, Prober: d.Prober, Logger: d.Logger})
 		},
 	}
 }

@@ -3,6 +3,7 @@ package reporter
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -15,8 +16,9 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// Generate queries every panel of r for the period of the run at fire.
-func Generate(ctx context.Context, q Querier, r Report, fire, now time.Time) (*Document, error) {
+// Generate queries every panel of r for the period of the run at fire;
+// alerts panels reading topic-alerts read alerts (nil: they fail).
+func Generate(ctx context.Context, q Querier, alerts AlertHistory, r Report, fire, now time.Time) (*Document, error) {
 	start, end := r.Period.Of(fire, r.Location)
 	d := &Document{
 		ID:          DocumentID(r.Tenant, r.Name, start, end),
@@ -30,7 +32,7 @@ func Generate(ctx context.Context, q Querier, r Report, fire, now time.Time) (*D
 		GeneratedAt: now.UTC(),
 		Step:        r.Step.Seconds(),
 	}
-	g := generator{q: q, r: r, start: start, end: end}
+	g := generator{q: q, history: alerts, r: r, start: start, end: end}
 	for i, p := range r.Panels {
 		res, err := g.panel(ctx, p)
 		if err != nil {
@@ -43,6 +45,7 @@ func Generate(ctx context.Context, q Querier, r Report, fire, now time.Time) (*D
 
 type generator struct {
 	q          Querier
+	history    AlertHistory
 	r          Report
 	start, end time.Time
 }
@@ -75,7 +78,11 @@ func (g generator) panel(ctx context.Context, p Panel) (PanelResult, error) {
 	case PanelInstant:
 		res.Instant, res.Warnings, err = g.instant(ctx, p.Query)
 	case PanelAlerts:
-		res.Alerts, res.Warnings, err = g.alerts(ctx, p.Query)
+		if p.Source == AlertsFromSeries {
+			res.Alerts, res.Warnings, err = g.alerts(ctx, p.Query)
+		} else {
+			res.Alerts, res.Warnings, err = g.topicAlerts(ctx, p.Query)
+		}
 	case PanelAvailability:
 		res.Availability, res.Warnings, err = g.availability(ctx, p)
 	default:
@@ -177,6 +184,29 @@ func (g generator) matrix(ctx context.Context, query string, step time.Duration)
 		return nil, nil, fmt.Errorf("query %s: got a %s, want a matrix", query, v.Type())
 	}
 	return m, warn, nil
+}
+
+// topicAlerts reads the alert history of topic-alerts.
+func (g generator) topicAlerts(ctx context.Context, selector string) ([]AlertSpan, []string, error) {
+	if g.history == nil {
+		return nil, nil, errors.New("no topic-alerts reader: use source ALERTS")
+	}
+	var ms []*labels.Matcher
+	if selector != "" {
+		var err error
+		if ms, err = parser.NewParser(parser.Options{}).ParseMetricSelector(selector); err != nil {
+			return nil, nil, fmt.Errorf("selector %s: %w", selector, err)
+		}
+	}
+	spans, skipped, err := g.history(ctx, g.r.Tenant, ms, g.start, g.end)
+	if err != nil {
+		return nil, nil, err
+	}
+	var warn []string
+	if skipped > 0 {
+		warn = append(warn, fmt.Sprintf("%d undecodable records of topic-alerts skipped", skipped))
+	}
+	return spans, warn, nil
 }
 
 // alertsQuery counts, at each step, the firing ALERTS samples (narrowed by

@@ -25,6 +25,9 @@ type Options struct {
 	Publisher message.Publisher
 	// Queriers give each tenant's query API. Nil: cfg.Query's API.
 	Queriers QuerierFor
+	// Alerts is the alert history of alerts panels reading topic-alerts.
+	// Nil: such panels fail.
+	Alerts AlertHistory
 	// Registry gets the metrics. Nil: a private registry.
 	Registry *prometheus.Registry
 	// Prober is marked ready once missed runs were made up. Nil: a new one.
@@ -48,6 +51,7 @@ type Service struct {
 	prober   *service.Prober
 	pub      message.Publisher
 	queriers QuerierFor
+	alerts   AlertHistory
 	store    *Store
 	metrics  *metrics
 	http     *service.HTTPServer
@@ -81,7 +85,7 @@ func New(cfg Config, opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: cfg, logger: opts.Logger, now: opts.Now, sleep: opts.Sleep, prober: opts.Prober,
-		pub: opts.Publisher, queriers: opts.Queriers, metrics: newMetrics(opts.Registry),
+		pub: opts.Publisher, queriers: opts.Queriers, alerts: opts.Alerts, metrics: newMetrics(opts.Registry),
 		last: map[string]time.Time{}, stop: make(chan struct{}),
 	}
 	s.prober.NotReady("starting: making up missed runs")
@@ -301,7 +305,7 @@ func (s *Service) generate(ctx context.Context, r Report, fire time.Time) (*Docu
 	}
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.Query.Timeout)
 	defer cancel()
-	doc, err := Generate(qctx, q, r, fire, s.now())
+	doc, err := Generate(qctx, q, s.alerts, r, fire, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("report %s/%s: %w", r.Tenant, r.Name, err)
 	}

@@ -218,7 +218,7 @@ func child(ctx context.Context, cfg Config) (ChildResult, error) {
 		return cr, err
 	}
 	began := time.Now()
-	doc, err := reporter.Generate(ctx, q, rs[0], end, time.Now())
+	doc, err := reporter.Generate(ctx, q, nil, rs[0], end, time.Now())
 	if err != nil {
 		return cr, err
 	}
