@@ -3,9 +3,12 @@ package bridge
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tmaflow/tmaflow/pkg/contract"
 )
 
 // publishers is how many batches may be at the bus at once: while one
@@ -22,7 +25,10 @@ type job struct {
 // batches: a client's read loop waits for its own message, so without
 // sharing each client would cost one bus round trip per message.
 type batcher struct {
-	pub      message.Publisher
+	pub message.Publisher
+	// merge puts the series of a batch's messages of one tenant into
+	// shared records; their mqtt-topic header is then absent.
+	merge    atomic.Bool
 	in       chan *job
 	maxBatch int
 	timeout  time.Duration
@@ -72,11 +78,33 @@ func (b *batcher) flush(ctx context.Context, batch []*job) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	byTopic := map[string][]*message.Message{}
+	merged := map[string]*sampleSet{} // by tenant
 	for _, j := range batch {
-		for _, m := range j.d.records {
+		switch {
+		case j.d.samples == nil:
+			byTopic[j.d.topic] = append(byTopic[j.d.topic], j.d.records...)
+		case b.merge.Load():
+			s := merged[j.d.samples.tenant]
+			if s == nil {
+				s = &sampleSet{tenant: j.d.samples.tenant, mqttTopic: j.d.samples.mqttTopic, receivedAt: j.d.samples.receivedAt}
+				merged[s.tenant] = s
+			}
+			if s.mqttTopic != j.d.samples.mqttTopic {
+				s.mqttTopic = "" // mixed topics: no header
+			}
+			s.receivedAt = min(s.receivedAt, j.d.samples.receivedAt)
+			s.series = append(s.series, j.d.samples.series...)
+		default:
+			byTopic[j.d.topic] = append(byTopic[j.d.topic], j.d.samples.build()...)
+		}
+	}
+	for _, s := range merged {
+		byTopic[contract.TopicSamples] = append(byTopic[contract.TopicSamples], s.build()...)
+	}
+	for _, msgs := range byTopic {
+		for _, m := range msgs {
 			m.SetContext(ctx)
 		}
-		byTopic[j.d.topic] = append(byTopic[j.d.topic], j.d.records...)
 	}
 	start := b.now()
 	results := make(map[string]error, len(byTopic))

@@ -38,10 +38,41 @@ type inbound struct {
 	received time.Time
 }
 
-// decoded is what an inbound message becomes on the bus.
+// decoded is what an inbound message becomes on the bus: records, or
+// for topic-samples the series, which a batch may merge with other
+// messages' into fewer records (see batcher).
 type decoded struct {
 	topic   string // bus topic
 	records []*message.Message
+	samples *sampleSet
+}
+
+// sampleSet is the series of messages of one tenant; mqttTopic is "" when
+// they came on different topics.
+type sampleSet struct {
+	tenant     string
+	mqttTopic  string
+	receivedAt int64 // unix ns
+	series     []samples.Series
+}
+
+// sampleDecoded is a decoded message of series for topic-samples.
+func sampleDecoded(in inbound, series []samples.Series) decoded {
+	return decoded{topic: contract.TopicSamples, samples: &sampleSet{
+		tenant: in.tenant, mqttTopic: in.topic, receivedAt: in.received.UnixNano(), series: series,
+	}}
+}
+
+// build returns the records of the series, with their MQTT topic when
+// they have one.
+func (s *sampleSet) build() []*message.Message {
+	out := ingest.SampleRecords(s.tenant, contract.SourceMQTT, s.receivedAt, s.series)
+	if s.mqttTopic != "" {
+		for _, m := range out {
+			m.Metadata[HeaderMQTTTopic] = s.mqttTopic
+		}
+	}
+	return out
 }
 
 // decode turns an inbound message into bus records by its route. An error
@@ -76,19 +107,19 @@ func decode(in inbound, r *Route, captures []samples.Label) (decoded, error) {
 		if len(series) == 0 {
 			return out, errors.New("no samples in the payload")
 		}
-		out.topic, out.records = contract.TopicSamples, ingest.SampleRecords(in.tenant, contract.SourceMQTT, in.received.UnixNano(), series)
+		return sampleDecoded(in, series), nil
 	case FormatNumber:
 		s, err := numberSeries(in.payload, nowMs, r, captures)
 		if err != nil {
 			return out, err
 		}
-		out.topic, out.records = contract.TopicSamples, ingest.SampleRecords(in.tenant, contract.SourceMQTT, in.received.UnixNano(), []samples.Series{s})
+		return sampleDecoded(in, []samples.Series{s}), nil
 	case FormatJSON:
 		series, err := jsonSeries(in.payload, nowMs, r, captures)
 		if err != nil {
 			return out, err
 		}
-		out.topic, out.records = contract.TopicSamples, ingest.SampleRecords(in.tenant, contract.SourceMQTT, in.received.UnixNano(), series)
+		return sampleDecoded(in, series), nil
 	default:
 		return out, fmt.Errorf("unknown format %q", r.Format)
 	}

@@ -24,8 +24,9 @@ func decodeTopic(t testing.TB, tenant, topic string, payload []byte, probeID int
 func batches(t *testing.T, d decoded) []samples.Batch {
 	t.Helper()
 	require.Equal(t, contract.TopicSamples, d.topic)
+	require.NotNil(t, d.samples)
 	var out []samples.Batch
-	for _, m := range d.records {
+	for _, m := range d.samples.build() {
 		var dec samples.Decoder
 		b, err := dec.Decode(m.Payload)
 		require.NoError(t, err)
@@ -73,7 +74,7 @@ func TestDecodeFormats(t *testing.T) {
 				got = append(got, b.Series...)
 			}
 			require.Equal(t, tc.want, got)
-			for _, m := range d.records {
+			for _, m := range d.samples.build() {
 				require.Equal(t, tc.topic, m.Metadata[HeaderMQTTTopic])
 				require.Equal(t, contract.SourceMQTT, m.Metadata[contract.HeaderSource])
 				require.Equal(t, "acme", m.Metadata[contract.HeaderTenant])
@@ -143,7 +144,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload string) {
 		for _, topic := range topics {
 			d, err := p.decode(inbound{tenant: "acme", topic: topic, probeID: -1, payload: []byte(payload), received: time.Unix(1, 0)})
-			if err == nil && len(d.records) == 0 {
+			if err == nil && len(d.records) == 0 && (d.samples == nil || len(d.samples.series) == 0) {
 				t.Fatalf("%s: no error and no records for %q", topic, payload)
 			}
 		}

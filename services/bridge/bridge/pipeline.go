@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tmaflow/tmaflow/pkg/contract"
+	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/pkg/samples"
 )
 
@@ -134,6 +136,25 @@ func (p *pipeline) admitted(ctx context.Context) error {
 	}
 	return nil
 }
+
+// mergeFor turns merging of sample records on when the labeler's rules of
+// file cannot read the mqtt-topic header of a record (__mqtt_topic__):
+// merged records have none. Without a registry the rules are unknown.
+func (p *pipeline) mergeFor(file *registry.File) {
+	merge := file != nil
+	if merge {
+		for _, r := range file.LabelRules {
+			if slices.Contains(r.SourceLabels, metaMQTTTopic) || r.Action == registry.ActionLabelMap {
+				merge = false
+			}
+		}
+	}
+	p.batcher.merge.Store(merge)
+}
+
+// metaMQTTTopic is the label the labeler's rules read the mqtt-topic
+// header as.
+const metaMQTTTopic = "__mqtt_topic__"
 
 // deadLetter is the topic-dlq record of an MQTT message: its bytes, the
 // reason, and the MQTT topic as the source topic.

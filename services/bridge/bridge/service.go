@@ -105,6 +105,7 @@ func newService(cfg Config, opts Options, v verifier) (*Service, error) {
 		s.logger.Warn("no mqtt mapping: every publish is refused", "flag", "mapping")
 	}
 	s.pipe = newPipeline(cfg, m, opts.Publisher, opts.Now, opts.Admit, s.logger, s.metrics)
+	s.mergeSamples()
 
 	var alerts *topicTemplate
 	if cfg.Alerts.Topic != "" {
@@ -314,6 +315,16 @@ func (s *Service) closeBroker() {
 	})
 }
 
+// mergeSamples lets batches share sample records unless the registry's
+// label rules read the MQTT topic.
+func (s *Service) mergeSamples() {
+	if s.verifier == nil {
+		s.pipe.mergeFor(nil)
+		return
+	}
+	s.pipe.mergeFor(s.verifier.File())
+}
+
 // loadMapping reads the mapping file; without one, no tenant.
 func loadMapping(path string) (*Mapping, error) {
 	if path == "" {
@@ -333,6 +344,7 @@ func (s *Service) Reload() error {
 	errs = append(errs, err)
 	if s.verifier != nil {
 		errs = append(errs, s.verifier.Reload())
+		s.mergeSamples()
 	}
 	if err := errors.Join(errs...); err != nil {
 		s.metrics.reloads.WithLabelValues("failure").Inc()
