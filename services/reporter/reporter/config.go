@@ -61,7 +61,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.StringVar(&c.DataDir, "data-dir", "data/reporter", "Directory of the generated reports and of each report's last run.")
 	f.StringVar(&c.Query.URL, "query.url", "http://127.0.0.1:9090", "Base URL of the Prometheus query API the reports read (the persister's, or Prometheus, Thanos, Mimir).")
 	f.StringVar(&c.Query.TenantHeader, "query.tenant-header", "X-Scope-OrgID", "Request header naming the report's tenant on every query (empty: none).")
-	f.DurationVar(&c.Query.Timeout, "query.timeout", 2*time.Minute, "Timeout of one query.")
+	f.DurationVar(&c.Query.Timeout, "query.timeout", 2*time.Minute, "Longest a run may take to query all its panels.")
 	f.IntVar(&c.Run.MaxAttempts, "run.max-attempts", 4, "Tries of a failing run before it is given up until the next start.")
 	f.DurationVar(&c.Run.MinBackoff, "run.min-backoff", 5*time.Second, "Wait before a failed run is retried; doubled each time.")
 	f.IntVar(&c.Run.MaxCatchUp, "run.max-catch-up", 12, "Most runs of one report made at one check: after downtime, the newest missed ones; older ones are skipped and counted.")
