@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -224,4 +225,20 @@ func TestOfflineDeliverySurvivesRestart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("queued alert not delivered after the restart")
 	}
+}
+
+// The TLS listener takes MQTT over TLS with the same login; the plain one
+// stays.
+func TestTLSListener(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MQTT.TLSAddress = "127.0.0.1:0"
+	cfg.MQTT.TLSCertFile, cfg.MQTT.TLSKeyFile = "testdata/tls.crt", "testdata/tls.key"
+	bus := newFakeBus()
+	b := startBridge(t, cfg, bus)
+	require.NotEmpty(t, b.MQTTTLSAddr())
+	host, port := splitAddr(t, b.MQTTTLSAddr())
+	out, err := exec.Command(mosquittoBinary(t, "mosquitto_pub"), "-h", host, "-p", port, "--cafile", "testdata/tls.crt",
+		"-q", "1", "-u", "acme-device", "-P", "acme-secret", "-t", "acme/sites/s1/devices/d1/metrics/temp", "-m", "1").CombinedOutput()
+	require.NoError(t, err, string(out))
+	bus.awaitRecords(t, contract.TopicSamples, 1)
 }
