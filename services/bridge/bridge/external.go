@@ -27,8 +27,7 @@ type external struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	// last is when a message or a (re)subscription last came, unix ns.
-	last       atomic.Int64
-	subscribed atomic.Bool
+	last atomic.Int64
 	// problem is why the subscriptions are not working ("" when they are).
 	problem atomic.Pointer[string]
 	mu      sync.Mutex // serialises subscribing
@@ -60,7 +59,6 @@ func newExternal(cfg ExternalConfig, pipe *pipeline, now func() time.Time, m *me
 		SetDefaultPublishHandler(x.onMessage).
 		SetOnConnectHandler(func(paho.Client) { x.onConnect() }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			x.subscribed.Store(false)
 			x.metrics.connected.Set(0)
 			x.setProblem("external mqtt broker connection lost: " + err.Error())
 			x.logger.Warn("external mqtt broker connection lost", "err", err)
@@ -144,7 +142,6 @@ func (x *external) subscribe() error {
 			}
 		}
 	}
-	x.subscribed.Store(true)
 	x.last.Store(x.now().UnixNano())
 	x.setProblem("")
 	return nil
