@@ -42,6 +42,8 @@ type Config struct {
 	// slowed down (0: no limit).
 	MessagesPerSecond float64
 	Bus               bus.RouterConfig
+	// Ready bounds the alert consumer's lag at start for /-/ready.
+	Ready service.CatchUpConfig
 }
 
 // MQTTConfig is the embedded broker.
@@ -112,6 +114,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "Longest wait for the HTTP listener on shutdown.")
 	f.Float64Var(&c.MessagesPerSecond, "limits.messages-per-second", 0, "MQTT messages/s per tenant; faster clients are slowed down (0: no limit).")
 	c.Bus.RegisterFlags(f)
+	c.Ready.RegisterFlags(f, "the alert consumer (topic-alerts)")
 }
 
 // Validate checks the configuration.
@@ -155,6 +158,6 @@ func (c Config) Validate() error {
 	check(c.ReadyCheckInterval > 0, "ready-check-interval must be > 0, got %s", c.ReadyCheckInterval)
 	check(c.ShutdownTimeout > 0, "shutdown-timeout must be > 0, got %s", c.ShutdownTimeout)
 	check(c.MessagesPerSecond >= 0, "limits.messages-per-second must be >= 0, got %g", c.MessagesPerSecond)
-	errs = append(errs, c.Bus.Validate())
+	errs = append(errs, c.Bus.Validate(), c.Ready.Validate())
 	return errors.Join(errs...)
 }

@@ -1,7 +1,10 @@
 package bridge
 
 import (
+	"context"
+
 	"github.com/tmaflow/tmaflow/pkg/bus"
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/pkg/registry"
 )
@@ -35,16 +38,18 @@ func Module() *module.Module {
 		},
 		New: func(d module.Deps) (module.Service, error) {
 			var alerts bus.Subscriber
+			var lag func(context.Context) (int64, error)
 			if cfg.Alerts.Topic != "" {
 				sub, err := d.Bus.Subscriber(cfg.Alerts.ConsumerGroup, "alerts")
 				if err != nil {
 					return nil, err
 				}
-				alerts = sub
+				alerts, lag = sub, sub.LagOf(contract.TopicAlerts)
 			}
 			return New(*cfg, Options{
 				Publisher: d.Bus.Publisher(),
 				Alerts:    alerts,
+				AlertsLag: lag,
 				Ping:      d.Bus.Ping,
 				Registry:  d.Registry,
 				Prober:    d.Prober,

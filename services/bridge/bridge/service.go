@@ -32,6 +32,9 @@ type Options struct {
 	Publisher message.Publisher
 	// Alerts consumes topic-alerts; nil: alerts are not sent over MQTT.
 	Alerts bus.Subscriber
+	// AlertsLag is the alert consumer's lag; nil: ready without waiting
+	// for it to catch up.
+	AlertsLag func(context.Context) (int64, error)
 	// Ping checks the bus for /-/ready. Nil: ready without checking.
 	Ping     func(context.Context) error
 	Registry *prometheus.Registry
@@ -52,7 +55,7 @@ type Service struct {
 	embedded *embedded // nil in external mode
 	external *external // nil in embedded mode
 	router   *message.Router
-	alertSub bus.Subscriber
+	alertLag func(context.Context) (int64, error)
 	ping     func(context.Context) error
 	prober   *service.Prober
 	logger   *slog.Logger
@@ -126,7 +129,7 @@ func newService(cfg Config, opts Options, v verifier) (*Service, error) {
 		send = s.embedded.sendAlert
 	}
 	if alerts != nil && opts.Alerts != nil {
-		s.alertSub = opts.Alerts
+		s.alertLag = opts.AlertsLag
 		if s.router, err = bus.NewRouter(bus.RouterOptions{
 			Config: cfg.Bus, Stage: Stage, DLQ: opts.Publisher, Logger: s.logger, Registerer: opts.Registry,
 		}); err != nil {
@@ -249,6 +252,9 @@ func (s *Service) watchReady(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		if s.alertLag != nil && !s.waitAlertsCaughtUp(ctx) {
+			return
+		}
 	}
 	busProblem := ""
 	pingBus := func() {
@@ -296,6 +302,24 @@ func (s *Service) watchReady(ctx context.Context) {
 			lastPing = time.Now()
 		}
 	}
+}
+
+// waitAlertsCaughtUp waits until the alert consumer is near the end of
+// topic-alerts, so devices get current alerts; false if ctx ended first.
+func (s *Service) waitAlertsCaughtUp(ctx context.Context) bool {
+	lag, ok := service.CatchUp{
+		Config: s.cfg.Ready,
+		Lag: func(ctx context.Context) (int64, bool, error) {
+			lag, err := s.alertLag(ctx)
+			return lag, err == nil, err
+		},
+		Topics: contract.TopicAlerts,
+		Prober: s.prober,
+	}.Wait(ctx)
+	if ok {
+		s.logger.Info("alert consumer caught up", "lag", lag)
+	}
+	return ok
 }
 
 // Interrupt makes Execute return. Safe to call more than once.
