@@ -268,12 +268,12 @@ func (g generator) alerts(ctx context.Context, selector string) ([]AlertSpan, []
 
 // chartStep spreads points over the period, in whole seconds, no finer
 // than the report's step.
-func chartStep(period time.Duration, points int, min time.Duration) time.Duration {
+func chartStep(period time.Duration, points int, floor time.Duration) time.Duration {
 	s := (period / time.Duration(points)).Truncate(time.Second)
 	if rem := period % time.Duration(points); rem != 0 || s == 0 {
 		s += time.Second
 	}
-	return max(s, min)
+	return max(s, floor)
 }
 
 func (g generator) chart(ctx context.Context, p Panel) ([]ChartSeries, float64, []string, error) {
