@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -19,13 +20,17 @@ func (s *Service) registerHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/reports/{tenant}/{report}/run", s.serveRun)
 }
 
-var indexTemplate = template.Must(template.New("index").Parse(`<!DOCTYPE html>
+var indexTemplate = template.Must(template.New("index").Funcs(template.FuncMap{
+	// kind names a file of a report by what follows its period: html,
+	// json, 1.csv.
+	"kind": func(e Entry, file string) string { return strings.TrimPrefix(file, e.Base+".") },
+}).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tmaflow reports</title>
 <style>body{font-family:sans-serif;margin:24px}table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}</style>
 </head><body><h1>Reports{{if .Tenant}} of {{.Tenant}}{{end}}</h1>
 <table><tr><th>tenant</th><th>report</th><th>period start</th><th>period end</th><th>files</th></tr>
 {{range .Entries}}<tr><td><a href="?tenant={{.Tenant}}">{{.Tenant}}</a></td><td>{{.Title}}</td><td>{{.Start.Format "2006-01-02 15:04Z07:00"}}</td><td>{{.End.Format "2006-01-02 15:04Z07:00"}}</td>
-<td>{{$e := .}}{{range .Files}}<a href="/reports/{{$e.Tenant}}/{{$e.Report}}/{{.}}">{{.}}</a> {{end}}</td></tr>
+<td>{{$e := .}}{{range .Files}}<a href="/reports/{{$e.Tenant}}/{{$e.Report}}/{{.}}">{{kind $e .}}</a> {{end}}</td></tr>
 {{else}}<tr><td colspan="5">no reports yet</td></tr>{{end}}</table></body></html>
 `))
 

@@ -243,6 +243,7 @@ func TestHTTP(t *testing.T) {
 	}{
 		{name: "index", path: "/reports", wantCode: 200, wantType: "text/html; charset=utf-8", wantContains: Base(&doc) + ".html"},
 		{name: "index of a tenant", path: "/reports?tenant=demo", wantCode: 200, wantContains: "Daily demo"},
+		{name: "index names files by kind", path: "/reports", wantCode: 200, wantContains: ">1.csv</a>"},
 		{name: "index of another tenant", path: "/reports?tenant=acme", wantCode: 200, wantContains: "no reports yet"},
 		{name: "list", path: "/api/v1/reports?tenant=demo", wantCode: 200, wantType: "application/json", wantContains: doc.ID},
 		{name: "view", path: "/reports/demo/daily/" + Base(&doc) + ".html", wantCode: 200, wantType: "text/html; charset=utf-8", wantContains: "<svg"},

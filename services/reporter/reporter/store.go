@@ -125,7 +125,7 @@ func (s *Store) List(tenant string) ([]Entry, error) {
 			return fmt.Errorf("decode report %s: %w", path, err)
 		}
 		out = append(out, Entry{Tenant: d.Tenant, Report: d.Report, Base: strings.TrimSuffix(name, ".json"), Title: d.Title, ID: d.ID,
-			Start: d.Period.Start, End: d.Period.End, Files: append([]string{name}, d.Files...)})
+			Start: d.Period.Start, End: d.Period.End, Files: append(slices.Clone(d.Files), name)})
 		return nil
 	})
 	if err != nil {
