@@ -25,6 +25,15 @@ type store struct {
 
 func newStore() *store { return &store{Hook: new(bolt.Hook)} }
 
+// Provides leaves out the $SYS counters: nothing needs them across
+// restarts, and the hook logs an error when a new store has none.
+func (s *store) Provides(b byte) bool {
+	if b == mqtt.OnSysInfoTick || b == mqtt.StoredSysInfo {
+		return false
+	}
+	return s.Hook.Provides(b)
+}
+
 // inflightKey is the bbolt hook's key of an in-flight message.
 func inflightKey(cl *mqtt.Client, pk packets.Packet) string {
 	return storage.InflightKey + "_" + cl.ID + ":" + pk.FormatID()
