@@ -115,3 +115,15 @@ func TestExternalStallWatchdog(t *testing.T) {
 	require.True(t, b.prober.IsReady())
 	require.Equal(t, 1.0, counter(t, b.metrics.connected))
 }
+
+// In external mode alerts are retained at the external broker.
+func TestExternalAlert(t *testing.T) {
+	mq := startMosquitto(t)
+	cfg := externalConfig(t, "tcp://"+mq.addr)
+	b := startBridge(t, cfg, newFakeBus())
+	tmpl, err := parseTopicTemplate(cfg.Alerts.Topic)
+	require.NoError(t, err)
+	firing := alertRecord(t, "firing")
+	require.NoError(t, alertHandler(tmpl, b.external.sendAlert, b.metrics)(firing))
+	require.JSONEq(t, string(firing.Payload), string(retained(t, mq.addr, "", "", "tmaflow/acme/alerts/d1/TooHot", 5*time.Second)))
+}
