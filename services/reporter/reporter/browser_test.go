@@ -61,8 +61,13 @@ func TestReportRendersInChromium(t *testing.T) {
 	require.NoError(t, err)
 	page := filepath.Join(e.cfg.DataDir, "reports", "demo", "daily", Base(doc)+".html")
 	shot := filepath.Join(t.TempDir(), "report.png")
+	// REPORTER_SCREENSHOT_DIR keeps the page and its screenshot, for the
+	// README.
 	if d := os.Getenv("REPORTER_SCREENSHOT_DIR"); d != "" {
 		shot = filepath.Join(d, "report.png")
+		html, err := os.ReadFile(page)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(d, "report.html"), html, 0o644))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -41,6 +41,8 @@ type Config struct {
 	// against the query API at ChildURL, definitions and output in
 	// ChildDir.
 	ChildURL, ChildDir string
+	// Out, when set, keeps the generated report there.
+	Out string
 	// Args are the arguments after "--" (unused).
 	Args []string
 }
@@ -52,6 +54,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Charts, "charts", 5, "Charts, each of series/charts series with a forecast.")
 	fs.StringVar(&c.Horizon, "forecast.horizon", "3d", "Forecast horizon of every chart series.")
 	fs.StringVar(&c.Season, "forecast.season", "1d", "Season of the forecasts.")
+	fs.StringVar(&c.Out, "out", "", "Directory to keep the generated report in (reports/bench/month/…); empty: a temporary one, removed.")
 	fs.StringVar(&c.ChildURL, "child.url", "", "Internal: run the report against this query API.")
 	fs.StringVar(&c.ChildDir, "child.dir", "", "Internal: directory of the child's definitions and output.")
 }
@@ -128,7 +131,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, os.Args[0], "-child.url=http://"+ln.Addr().String(), "-child.dir="+dir,
 		fmt.Sprintf("-series=%d", cfg.Series), fmt.Sprintf("-days=%d", cfg.Days), fmt.Sprintf("-charts=%d", cfg.Charts),
-		"-forecast.horizon="+cfg.Horizon, "-forecast.season="+cfg.Season)
+		"-forecast.horizon="+cfg.Horizon, "-forecast.season="+cfg.Season, "-out="+cfg.Out)
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	began = time.Now()
 	if err := cmd.Run(); err != nil {
@@ -234,7 +237,11 @@ func child(ctx context.Context, cfg Config) (ChildResult, error) {
 	}
 	cr.Render = time.Since(began)
 	began = time.Now()
-	st, err := reporter.OpenStore(filepath.Join(cfg.ChildDir, "out"))
+	out := cfg.Out
+	if out == "" {
+		out = filepath.Join(cfg.ChildDir, "out")
+	}
+	st, err := reporter.OpenStore(out)
 	if err != nil {
 		return cr, err
 	}
