@@ -27,8 +27,7 @@ func (b slowBus) Publish(topic string, msgs ...*message.Message) error {
 func BenchmarkPublishers(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			t := &testing.T{}
-			cfg := testConfig(t)
+			cfg := testConfig(b)
 			s, err := New(cfg, Options{Publisher: slowBus{newFakeBus(), 2 * time.Millisecond}})
 			require.NoError(b, err)
 			done := make(chan error, 1)

@@ -88,7 +88,7 @@ func (b *fakeBus) awaitRecords(t *testing.T, topic string, n int) []*message.Mes
 
 // testConfig is the flag defaults with test listeners, fixtures and short
 // retries.
-func testConfig(t *testing.T) Config {
+func testConfig(testing.TB) Config {
 	var c Config
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	c.RegisterFlags(service.Prefixed{FS: fs})
