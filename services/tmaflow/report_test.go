@@ -42,10 +42,15 @@ func TestReportEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "demo"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "demo", "cpu.yaml"), []byte(e2eReport), 0o644))
+	// The reporter queries as a probe of the tenant: the persister checks
+	// its credentials against the registry.
+	creds := filepath.Join(t.TempDir(), "credentials.yaml")
+	require.NoError(t, os.WriteFile(creds, []byte(demoTenant+": {username: "+demoProbe+", password: "+demoSecret+"}\n"), 0o600))
 	persister := peertest.FreeAddr(t)
 	tf := startTmaflow(t,
 		"-persister.listen-address="+persister,
 		"-reporter.query.url=http://"+persister,
+		"-reporter.query.credentials-file="+creds,
 		"-reporter.reports.dir="+dir)
 
 	// Ten observations a minute apart, 10 to 100, on whole minutes.

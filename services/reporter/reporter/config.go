@@ -38,7 +38,9 @@ type QueryConfig struct {
 	// TenantHeader carries the report's tenant on every query, as the
 	// persister (and Mimir, Cortex) expect it.
 	TenantHeader string
-	Timeout      time.Duration
+	// CredentialsFile maps tenants to HTTP Basic credentials.
+	CredentialsFile string
+	Timeout         time.Duration
 }
 
 // RunConfig configures report runs.
@@ -61,6 +63,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.StringVar(&c.DataDir, "data-dir", "data/reporter", "Directory of the generated reports and of each report's last run.")
 	f.StringVar(&c.Query.URL, "query.url", "http://127.0.0.1:9090", "Base URL of the Prometheus query API the reports read (the persister's, or Prometheus, Thanos, Mimir).")
 	f.StringVar(&c.Query.TenantHeader, "query.tenant-header", "X-Scope-OrgID", "Request header naming the report's tenant on every query (empty: none).")
+	f.StringVar(&c.Query.CredentialsFile, "query.credentials-file", "", "YAML file mapping tenants to HTTP Basic credentials for their queries ({<tenant>: {username, password | password_file}}), e.g. a probe of the tenant for the persister's API. Read at start. Empty: none.")
 	f.DurationVar(&c.Query.Timeout, "query.timeout", 2*time.Minute, "Longest a run may take to query all its panels.")
 	f.IntVar(&c.Run.MaxAttempts, "run.max-attempts", 4, "Tries of a failing run before it is given up until the next start.")
 	f.DurationVar(&c.Run.MinBackoff, "run.min-backoff", 5*time.Second, "Wait before a failed run is retried; doubled each time.")

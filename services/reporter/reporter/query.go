@@ -21,13 +21,17 @@ type Querier interface {
 type QuerierFor func(tenant string) (Querier, error)
 
 // NewQuerierFor returns queriers of cfg's API that send each tenant in
-// cfg.TenantHeader.
-func NewQuerierFor(cfg QueryConfig, rt http.RoundTripper) QuerierFor {
+// cfg.TenantHeader and, if creds has the tenant's, its credentials.
+func NewQuerierFor(cfg QueryConfig, creds map[string]Credentials, rt http.RoundTripper) QuerierFor {
 	if rt == nil {
 		rt = api.DefaultRoundTripper
 	}
 	return func(tenant string) (Querier, error) {
-		c, err := api.NewClient(api.Config{Address: cfg.URL, RoundTripper: tenantRoundTripper{next: rt, header: cfg.TenantHeader, tenant: tenant}})
+		trt := tenantRoundTripper{next: rt, header: cfg.TenantHeader, tenant: tenant}
+		if c, ok := creds[tenant]; ok {
+			trt.creds = &c
+		}
+		c, err := api.NewClient(api.Config{Address: cfg.URL, RoundTripper: trt})
 		if err != nil {
 			return nil, fmt.Errorf("query client %s: %w", cfg.URL, err)
 		}
@@ -35,18 +39,25 @@ func NewQuerierFor(cfg QueryConfig, rt http.RoundTripper) QuerierFor {
 	}
 }
 
-// tenantRoundTripper sets the tenant header on every request.
+// tenantRoundTripper sets the tenant header and credentials on every
+// request.
 type tenantRoundTripper struct {
 	next   http.RoundTripper
 	header string
 	tenant string
+	creds  *Credentials
 }
 
 func (t tenantRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	if t.header == "" {
+	if t.header == "" && t.creds == nil {
 		return t.next.RoundTrip(r)
 	}
 	r = r.Clone(r.Context())
-	r.Header.Set(t.header, t.tenant)
+	if t.header != "" {
+		r.Header.Set(t.header, t.tenant)
+	}
+	if t.creds != nil {
+		r.SetBasicAuth(t.creds.Username, t.creds.Password)
+	}
 	return t.next.RoundTrip(r)
 }

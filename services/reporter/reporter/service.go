@@ -78,7 +78,11 @@ func New(cfg Config, opts Options) (*Service, error) {
 	}
 	service.Defaults(&opts.Registry, &opts.Prober, &opts.Logger, &opts.Now)
 	if opts.Queriers == nil {
-		opts.Queriers = NewQuerierFor(cfg.Query, nil)
+		creds, err := LoadCredentials(cfg.Query.CredentialsFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.Queriers = NewQuerierFor(cfg.Query, creds, nil)
 	}
 	if opts.Sleep == nil {
 		opts.Sleep = service.Sleep

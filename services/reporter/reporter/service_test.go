@@ -133,7 +133,7 @@ func TestFailedRunIsRetriedAndNeverHalfPublished(t *testing.T) {
 				backoffs []time.Duration
 			)
 			e := newEnv(t, func(c *Config, o *Options) {
-				inner := NewQuerierFor(c.Query, nil)
+				inner := NewQuerierFor(c.Query, nil, nil)
 				flaky := &flakyQuerier{fails: tc.queryFails}
 				o.Queriers = func(tenant string) (Querier, error) {
 					q, err := inner(tenant)

@@ -216,7 +216,7 @@ func child(ctx context.Context, cfg Config) (ChildResult, error) {
 	if len(rs) != 1 {
 		return cr, fmt.Errorf("want one report, got %d", len(rs))
 	}
-	q, err := reporter.NewQuerierFor(reporter.QueryConfig{URL: cfg.ChildURL}, nil)("bench")
+	q, err := reporter.NewQuerierFor(reporter.QueryConfig{URL: cfg.ChildURL}, nil, nil)("bench")
 	if err != nil {
 		return cr, err
 	}
