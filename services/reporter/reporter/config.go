@@ -25,6 +25,9 @@ type Config struct {
 	// CheckInterval is how often schedules are checked and the definition
 	// files re-read (0: definitions only on SIGHUP; schedules every second).
 	CheckInterval time.Duration
+	// Tenants, if set, limits the reporter to these tenants' reports:
+	// replicas shard by tenant, so each report has one active instance.
+	Tenants service.StringList
 	// DataDir keeps the generated reports and the last run of each report.
 	DataDir string
 
@@ -60,6 +63,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "Longest wait for in-flight requests on shutdown.")
 	f.StringVar(&c.ReportsDir, "reports.dir", "", "Directory of report definitions, one subdirectory per tenant: <dir>/<tenant>/*.yaml. Empty: no reports.")
 	f.DurationVar(&c.CheckInterval, "reports.check-interval", 5*time.Second, "How often the report definitions are re-read (0: only on SIGHUP).")
+	f.Var(&c.Tenants, "tenants", "Comma-separated tenants whose reports this reporter runs (shard replicas by tenant: one active instance per report); empty: all.")
 	f.StringVar(&c.DataDir, "data-dir", "data/reporter", "Directory of the generated reports and of each report's last run.")
 	f.StringVar(&c.Query.URL, "query.url", "http://127.0.0.1:9090", "Base URL of the Prometheus query API the reports read (the persister's, or Prometheus, Thanos, Mimir).")
 	f.StringVar(&c.Query.TenantHeader, "query.tenant-header", "X-Scope-OrgID", "Request header naming the report's tenant on every query (empty: none).")
@@ -91,6 +95,9 @@ func (c Config) Validate() error {
 	check(c.ShutdownTimeout > 0, "shutdown-timeout must be > 0, got %s", c.ShutdownTimeout)
 	check(c.CheckInterval >= 0, "reports.check-interval must be >= 0, got %s", c.CheckInterval)
 	check(c.DataDir != "", "data-dir must be set")
+	for _, t := range c.Tenants {
+		check(validTenant(t), "tenants: %q is not a valid tenant", t)
+	}
 	u, err := url.Parse(c.Query.URL)
 	check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "query.url %q: want an http(s) URL", c.Query.URL)
 	check(c.Query.TenantHeader == "" || httpguts.ValidHeaderFieldName(c.Query.TenantHeader), "query.tenant-header %q is not a valid header name", c.Query.TenantHeader)

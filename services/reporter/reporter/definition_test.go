@@ -86,10 +86,12 @@ func TestLoadDir(t *testing.T) {
 	tests := []struct {
 		name    string
 		files   map[string]string
+		keep    func(string) bool
 		want    int
 		wantErr string
 	}{
 		{name: "tenants", files: map[string]string{"demo/a.yaml": one, "acme/a.yml": one, "acme/notes.txt": "x"}, want: 2},
+		{name: "this shard's tenants only", files: map[string]string{"demo/a.yaml": one, "acme/a.yml": "not: [valid"}, keep: func(t string) bool { return t == "demo" }, want: 1},
 		{name: "file outside a tenant", files: map[string]string{"a.yaml": one}, wantErr: "outside a tenant directory"},
 		{name: "same name twice in a tenant", files: map[string]string{"demo/a.yaml": one, "demo/b.yaml": one}, wantErr: "name already used in"},
 		{name: "one bad file fails the load", files: map[string]string{"demo/a.yaml": one, "acme/a.yaml": "reports: [{name: x}]"}, wantErr: "acme/a.yaml:1"},
@@ -100,7 +102,7 @@ func TestLoadDir(t *testing.T) {
 			for rel, body := range tc.files {
 				write(t, dir, rel, body)
 			}
-			rs, err := LoadDir(dir)
+			rs, err := LoadDir(dir, tc.keep)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				require.Nil(t, rs)
@@ -114,7 +116,7 @@ func TestLoadDir(t *testing.T) {
 
 // TestExampleReportsLoad keeps the reports `make run` ships valid.
 func TestExampleReportsLoad(t *testing.T) {
-	rs, err := LoadDir("../../../examples/reports")
+	rs, err := LoadDir("../../../examples/reports", nil)
 	require.NoError(t, err)
 	require.Len(t, rs, 2)
 	for _, r := range rs {

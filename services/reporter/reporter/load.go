@@ -9,9 +9,10 @@ import (
 	"strings"
 )
 
-// LoadDir reads every definition file <dir>/<tenant>/*.yaml|*.yml. Any
-// error fails the whole load, so a reload keeps the previous definitions.
-func LoadDir(dir string) ([]Report, error) {
+// LoadDir reads every definition file <dir>/<tenant>/*.yaml|*.yml of the
+// tenants keep accepts (nil: all). Any error fails the whole load, so a
+// reload keeps the previous definitions.
+func LoadDir(dir string, keep func(tenant string) bool) ([]Report, error) {
 	if dir == "" {
 		return nil, nil
 	}
@@ -43,6 +44,9 @@ func LoadDir(dir string) ([]Report, error) {
 		}
 		if !validTenant(name) {
 			errs = append(errs, fmt.Errorf("reports directory %s: %q is not a valid tenant", path, name))
+			continue
+		}
+		if keep != nil && !keep(name) {
 			continue
 		}
 		rs, err := loadTenant(name, path)

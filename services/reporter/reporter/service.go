@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -114,7 +115,11 @@ func (s *Service) Addr() string { return s.http.Addr() }
 
 // Reload re-reads the definitions; on an error the previous ones stay.
 func (s *Service) Reload() error {
-	rs, err := LoadDir(s.cfg.ReportsDir)
+	var keep func(string) bool
+	if len(s.cfg.Tenants) > 0 {
+		keep = func(t string) bool { return slices.Contains(s.cfg.Tenants, t) }
+	}
+	rs, err := LoadDir(s.cfg.ReportsDir, keep)
 	if err != nil {
 		s.metrics.reloadOK.Set(0)
 		s.metrics.reloadFailure.Inc()

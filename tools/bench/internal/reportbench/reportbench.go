@@ -209,7 +209,7 @@ func writeDefinition(dir string, cfg Config) error {
 // child runs the report as the reporter does, minus publishing.
 func child(ctx context.Context, cfg Config) (ChildResult, error) {
 	var cr ChildResult
-	rs, err := reporter.LoadDir(filepath.Join(cfg.ChildDir, "reports"))
+	rs, err := reporter.LoadDir(filepath.Join(cfg.ChildDir, "reports"), nil)
 	if err != nil {
 		return cr, err
 	}
