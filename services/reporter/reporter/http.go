@@ -116,6 +116,7 @@ func (s *Service) serveRun(w http.ResponseWriter, r *http.Request) {
 	}
 	doc, err := s.Run(r.Context(), rep, at)
 	if err != nil {
+		s.metrics.runs.WithLabelValues(rep.Tenant, rep.Name, statusFailed).Inc()
 		s.logger.Error("report run asked for", "tenant", rep.Tenant, "report", rep.Name, "err", err)
 		s.httpError(w, http.StatusBadGateway, err)
 		return

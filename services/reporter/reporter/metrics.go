@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		runs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tmaflow_reporter_runs_total",
-			Help: "Report runs by outcome: success, retry (an attempt failed and will be retried) or failed (given up until the next start).",
+			Help: "Report runs by outcome: success, retry (an attempt failed and will be retried) or failed (a scheduled run given up until the next start, or a run asked for over HTTP).",
 		}, []string{"tenant", "report", "status"}),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tmaflow_reporter_run_duration_seconds",
