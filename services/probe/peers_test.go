@@ -84,18 +84,19 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 
 	dir := t.TempDir()
-	p := startProbe(t, nil, fmt.Sprintf(`
-labels: {instance: edge-1, job: node}
-collectors:
-  - {name: host, type: host, interval: 100ms}
-outputs:
+	outputs := fmt.Sprintf(`outputs:
   - name: prom
     type: remote_write
     remote_write: {url: "http://%s/api/v1/write"}
-%s`, addr, auditOutput(t)), dir)
+%s`, addr, auditOutput(t))
+	p := startProbe(t, nil, `
+labels: {instance: edge-1, job: node}
+collectors:
+  - {name: host, type: host, interval: 100ms}
+`+outputs, dir)
 	time.Sleep(2 * time.Second)
-	require.Eventually(t, func() bool { return p.metric(t, "probe_queue_buffered_samples", "output", "prom") == 0 }, 20*time.Second, 50*time.Millisecond)
 	p.stop(t)
+	drain(t, dir, "prom", outputs)
 	want := sampled(t, dir, []string{"prom", "audit"})
 
 	q := func(query string) float64 {
@@ -159,17 +160,18 @@ func TestMQTTToMosquitto(t *testing.T) {
 	require.NoError(t, tok.Error())
 
 	dir := t.TempDir()
-	p := startProbe(t, nil, fmt.Sprintf(`
-collectors:
-  - {name: host, type: host, interval: 100ms, parts: [load]}
-outputs:
+	outputs := fmt.Sprintf(`outputs:
   - name: broker
     type: mqtt
     mqtt: {broker: "tcp://%s", topic: edge/edge-1/metrics, client_id: edge-1}
-%s`, addr, auditOutput(t)), dir)
+%s`, addr, auditOutput(t))
+	p := startProbe(t, nil, `
+collectors:
+  - {name: host, type: host, interval: 100ms, parts: [load]}
+`+outputs, dir)
 	time.Sleep(1500 * time.Millisecond)
-	require.Eventually(t, func() bool { return p.metric(t, "probe_queue_buffered_samples", "output", "broker") == 0 }, 20*time.Second, 50*time.Millisecond)
 	p.stop(t)
+	drain(t, dir, "broker", outputs)
 	want := sampled(t, dir, []string{"broker", "audit"})
 	n := countBy(want, "node_load1")
 	require.Greater(t, n, 10)

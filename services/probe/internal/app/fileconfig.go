@@ -85,6 +85,9 @@ type OutputConfig struct {
 	LiveFirst    *bool   `yaml:"live_first"`
 	BatchSamples int     `yaml:"batch_samples"`
 	BacklogRate  float64 `yaml:"backlog_rate"`
+	// FlushInterval is the least time between two live requests
+	// (default 1s; samples taken meanwhile share a request).
+	FlushInterval time.Duration `yaml:"flush_interval"`
 
 	TMA         *ship.TMAConfig         `yaml:"tma"`
 	RemoteWrite *ship.RemoteWriteConfig `yaml:"remote_write"`
@@ -236,8 +239,8 @@ func (o OutputConfig) validate() error {
 	if !nameRe.MatchString(o.Name) {
 		errs = append(errs, errors.New("name: want letters, digits, '_', '.', '-'"))
 	}
-	if o.BatchSamples < 0 || o.BacklogRate < 0 {
-		errs = append(errs, errors.New("batch_samples and backlog_rate must be ≥ 0"))
+	if o.BatchSamples < 0 || o.BacklogRate < 0 || o.FlushInterval < 0 {
+		errs = append(errs, errors.New("batch_samples, backlog_rate and flush_interval must be ≥ 0"))
 	}
 	set := 0
 	for _, p := range []bool{o.TMA != nil, o.RemoteWrite != nil, o.MQTT != nil} {

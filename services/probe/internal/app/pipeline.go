@@ -78,7 +78,7 @@ func buildPipeline(cfg FileConfig, dir string, logger *slog.Logger, now func() t
 			return nil, fmt.Errorf("output %s: %w", oc.Name, err)
 		}
 		p.forwarders[oc.Name] = ship.NewForwarder(oc.Name, out, p.q, ship.ForwarderOptions{
-			BatchSamples: oc.BatchSamples, LiveFirst: *oc.LiveFirst, BacklogRate: oc.BacklogRate,
+			BatchSamples: oc.BatchSamples, LiveFirst: *oc.LiveFirst, BacklogRate: oc.BacklogRate, FlushInterval: oc.FlushInterval,
 			Logger: logger, Metrics: om,
 		})
 	}

@@ -134,6 +134,9 @@ func (h *Host) cpu(b *builder) error {
 	return nil
 }
 
+// meminfoKey makes a meminfo field a metric name part, as node_exporter.
+var meminfoKey = strings.NewReplacer("(", "_", ")", "")
+
 // memory reads /proc/meminfo as node_exporter's meminfo collector does:
 // every field becomes node_memory_<field>_bytes ("Active(anon)" →
 // "Active_anon"), in bytes when the file says kB, else as a count
@@ -153,7 +156,7 @@ func (h *Host) memory(b *builder) error {
 		if err != nil {
 			return fmt.Errorf("meminfo %q: %w", sc.Text(), err)
 		}
-		key := strings.NewReplacer("(", "_", ")", "").Replace(strings.TrimSuffix(f[0], ":"))
+		key := meminfoKey.Replace(strings.TrimSuffix(f[0], ":"))
 		if len(f) == 3 && f[2] == "kB" {
 			b.add("node_memory_"+key+"_bytes", v*1024)
 		} else {

@@ -51,7 +51,8 @@ type Options struct {
 	MaxAge time.Duration
 	// Policy applies at MaxBytes (DropOldest).
 	Policy Policy
-	// SyncInterval is the group commit's period (100 ms).
+	// SyncInterval is the group commit's period (1 s): what a power loss
+	// may take; a killed process loses nothing written.
 	SyncInterval time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger
@@ -100,9 +101,15 @@ type Queue struct {
 	buffered map[string]int64
 	wake     chan struct{} // closed on every append
 	closed   bool
+	// recent are the last records appended, in seq order, so that live
+	// senders read them without reading and decoding them from disk.
+	recent []scanned
 
 	ackMu map[string]*sync.Mutex // orders the writes of one output's offsets
 }
+
+// recentRecords is how many of the last records stay in memory.
+const recentRecords = 32
 
 var (
 	segmentName = regexp.MustCompile(`^([0-9]{20})\.seg$`)
@@ -116,7 +123,7 @@ func Open(opts Options) (_ *Queue, err error) {
 		opts.SegmentBytes = 1 << 20
 	}
 	if opts.SyncInterval <= 0 {
-		opts.SyncInterval = 100 * time.Millisecond
+		opts.SyncInterval = time.Second
 	}
 	if opts.Policy == "" {
 		opts.Policy = DropOldest
@@ -165,7 +172,7 @@ func Open(opts Options) (_ *Queue, err error) {
 	}
 	for _, o := range opts.Outputs {
 		q.m.buffered.WithLabelValues(o).Set(float64(q.buffered[o]))
-		if err := writeFileSync(q.ackPath(o), q.acked[o].marshal()); err != nil {
+		if err := writeFileAtomic(q.ackPath(o), q.acked[o].marshal()); err != nil {
 			return nil, err
 		}
 	}
@@ -308,6 +315,10 @@ func (q *Queue) Append(series []samples.Series) error {
 	}
 	seg := q.segs[len(q.segs)-1]
 	seg.add(q.next, series, int64(len(rec)))
+	if len(q.recent) == recentRecords {
+		q.recent = append(q.recent[:0], q.recent[1:]...)
+	}
+	q.recent = append(q.recent, scanned{seq: q.next, series: series})
 	q.next++
 	q.dirty = true
 	q.m.appended.Add(float64(n))
@@ -379,6 +390,8 @@ func (q *Queue) drop(seg *segment, reason string) error {
 	if err := q.remove(seg); err != nil {
 		return err
 	}
+	// Dropped is dropped for live senders too.
+	q.recent = slices.DeleteFunc(q.recent, func(x scanned) bool { return seg.records > 0 && x.seq <= seg.last })
 	for o, n := range lost {
 		q.buffered[o] -= n
 		q.m.buffered.WithLabelValues(o).Sub(float64(n))
@@ -427,7 +440,7 @@ func (q *Queue) Ack(output string, first, next uint64, n int) error {
 	q.m.buffered.WithLabelValues(output).Sub(float64(n))
 	b := q.acked[output].marshal()
 	q.mu.Unlock()
-	return writeFileSync(q.ackPath(output), b)
+	return writeFileAtomic(q.ackPath(output), b)
 }
 
 // Head is the seq the next record will get.

@@ -55,6 +55,9 @@ func (r *Reader) Read(ctx context.Context, from, until uint64, maxSamples int) (
 				continue
 			}
 		}
+		if b, ok := r.fromRecent(from, until, maxSamples); ok {
+			return b, nil
+		}
 		if r.seg == nil || r.next != from {
 			r.seek(from)
 		}
@@ -88,6 +91,33 @@ func (r *Reader) Read(ctx context.Context, from, until uint64, maxSamples int) (
 		r.next = b.Next
 		return b, nil
 	}
+}
+
+// fromRecent serves the read from the records kept in memory when they
+// hold from and everything after it up to the head. The reader's disk
+// position is left behind: a later read from disk seeks again.
+func (r *Reader) fromRecent(from, until uint64, maxSamples int) (Batch, bool) {
+	r.q.mu.Lock()
+	defer r.q.mu.Unlock()
+	rec := r.q.recent
+	if len(rec) == 0 || from < rec[0].seq || from >= r.q.next {
+		return Batch{}, false
+	}
+	b := Batch{First: from, Next: from}
+	for _, x := range rec[from-rec[0].seq:] {
+		if x.seq >= until || b.Samples >= maxSamples {
+			break
+		}
+		b.Series = append(b.Series, x.series...)
+		b.Samples += countSamples(x.series)
+		b.Records++
+		b.Next = x.seq + 1
+	}
+	if b.Records == 0 {
+		return Batch{}, false
+	}
+	r.next, r.seg = b.Next, nil
+	return b, true
 }
 
 // seek positions r on the segment that holds from.

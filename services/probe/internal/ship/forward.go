@@ -40,6 +40,11 @@ type ForwarderOptions struct {
 	BacklogRate float64
 	// MinBackoff and MaxBackoff bound the wait between retries (100 ms, 5 s).
 	MinBackoff, MaxBackoff time.Duration
+	// FlushInterval is the least time between two live sends (1 s):
+	// samples taken meanwhile go in one request, so sampling at 100 ms
+	// does not cost ten requests and ten offset writes a second. 0 takes
+	// the default; a negative value sends every record at once.
+	FlushInterval time.Duration
 	// Poll is how often the backlog sender looks for a new gap (100 ms).
 	Poll    time.Duration
 	Logger  *slog.Logger
@@ -104,6 +109,9 @@ func NewForwarder(name string, out Output, q Queue, opts ForwarderOptions) *Forw
 	if opts.Poll <= 0 {
 		opts.Poll = 100 * time.Millisecond
 	}
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -134,14 +142,21 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return errors.Join(err, <-done)
 }
 
-// liveLoop sends the newest records as they are appended.
+// liveLoop sends the newest records as they are appended. After a
+// restart or a delivery that had to be retried (an outage), it jumps to
+// the head when more than LiveLag records wait, leaving them to the
+// backlog sender; records that merely accumulated between two flushes
+// are sent in order.
 func (f *Forwarder) liveLoop(ctx context.Context) error {
 	r := f.q.NewReader()
+	var last time.Time
+	behind := true
 	for {
+		if !service.Sleep(ctx, time.Until(last.Add(f.opts.FlushInterval))) {
+			return nil
+		}
 		pos := f.live.Load()
-		if head := f.q.Head(); head > pos+f.opts.LiveLag {
-			// Behind after an outage: go live again, the skipped records
-			// are the backlog's.
+		if head := f.q.Head(); behind && head > pos+f.opts.LiveLag {
 			pos = head - 1
 			f.live.Store(pos)
 		}
@@ -149,9 +164,12 @@ func (f *Forwarder) liveLoop(ctx context.Context) error {
 		if err != nil {
 			return ctxErr(ctx, err)
 		}
-		if err := f.deliver(ctx, b, "live"); err != nil {
+		last = time.Now()
+		retried, err := f.deliver(ctx, b, "live")
+		if err != nil {
 			return ctxErr(ctx, err)
 		}
+		behind = retried
 		f.live.Store(b.Next)
 	}
 }
@@ -160,6 +178,7 @@ func (f *Forwarder) liveLoop(ctx context.Context) error {
 // sender's position, at BacklogRate when rated.
 func (f *Forwarder) backlog(ctx context.Context, rated bool) error {
 	r := f.q.NewReader()
+	var lastLive time.Time
 	lane := "backlog"
 	if !rated {
 		lane = "live"
@@ -172,7 +191,14 @@ func (f *Forwarder) backlog(ctx context.Context, rated bool) error {
 		from, to, ok := f.q.Gap(f.name, limit)
 		if !ok {
 			if !rated {
-				// In order: wait for the next record at the head.
+				// In order and caught up: paced as liveLoop is, then
+				// waiting for the next record at the head.
+				if wait := time.Until(lastLive.Add(f.opts.FlushInterval)); wait > 0 {
+					if !service.Sleep(ctx, wait) {
+						return nil
+					}
+					continue
+				}
 				from, to = f.q.Head(), math.MaxUint64
 			} else if !service.Sleep(ctx, f.opts.Poll) {
 				return nil
@@ -185,9 +211,10 @@ func (f *Forwarder) backlog(ctx context.Context, rated bool) error {
 		if err != nil {
 			return ctxErr(ctx, err)
 		}
-		if err := f.deliver(ctx, b, lane); err != nil {
+		if _, err := f.deliver(ctx, b, lane); err != nil {
 			return ctxErr(ctx, err)
 		}
+		lastLive = time.Now()
 		if rated && f.opts.BacklogRate > 0 && b.Samples > 0 {
 			pace := time.Duration(float64(b.Samples) / f.opts.BacklogRate * float64(time.Second))
 			if !service.Sleep(ctx, pace-time.Since(start)) {
@@ -198,8 +225,8 @@ func (f *Forwarder) backlog(ctx context.Context, rated bool) error {
 }
 
 // deliver sends b until the receiver takes or refuses it, then
-// acknowledges it to the queue.
-func (f *Forwarder) deliver(ctx context.Context, b queue.Batch, lane string) error {
+// acknowledges it to the queue; retried reports that a send failed first.
+func (f *Forwarder) deliver(ctx context.Context, b queue.Batch, lane string) (retried bool, err error) {
 	m := f.opts.Metrics
 	backoff := f.opts.MinBackoff
 	for b.Records > 0 {
@@ -221,16 +248,17 @@ func (f *Forwarder) deliver(ctx context.Context, b queue.Batch, lane string) err
 			break
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return retried, ctx.Err()
 		}
+		retried = true
 		m.failures.WithLabelValues(f.name).Inc()
 		f.log.Warn("send failed, retrying", "lane", lane, "samples", b.Samples, "backoff", backoff, "err", err)
 		if !service.Sleep(ctx, backoff) {
-			return ctx.Err()
+			return retried, ctx.Err()
 		}
 		backoff = min(2*backoff, f.opts.MaxBackoff)
 	}
-	return f.q.Ack(f.name, b.First, b.Next, b.Samples)
+	return retried, f.q.Ack(f.name, b.First, b.Next, b.Samples)
 }
 
 // ctxErr is nil when err only says that ctx ended.

@@ -3,6 +3,8 @@ package ship
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,7 +78,7 @@ func TestForwarderOutage(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			f := NewForwarder("o", rcv, q, ForwarderOptions{
 				LiveFirst: tc.liveFirst, BatchSamples: 5, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-				Poll: time.Millisecond, Metrics: NewMetrics(reg),
+				Poll: time.Millisecond, FlushInterval: -1, Metrics: NewMetrics(reg),
 			})
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
@@ -152,7 +154,7 @@ func TestForwarderBacklogRate(t *testing.T) {
 	// A backlog of 100 samples at 500/s takes ≥ 200 ms.
 	rcv := newReceiver()
 	rcv.down.Store(true)
-	f := NewForwarder("o", rcv, q, ForwarderOptions{LiveFirst: true, BatchSamples: 10, BacklogRate: 500, MinBackoff: time.Millisecond, Poll: time.Millisecond})
+	f := NewForwarder("o", rcv, q, ForwarderOptions{LiveFirst: true, BatchSamples: 10, BacklogRate: 500, MinBackoff: time.Millisecond, Poll: time.Millisecond, FlushInterval: -1})
 	for i := range int64(100) {
 		require.NoError(t, q.Append(one(i)))
 	}
@@ -164,4 +166,37 @@ func TestForwarderBacklogRate(t *testing.T) {
 	rcv.down.Store(false)
 	require.Eventually(t, func() bool { d, _ := rcv.count(); return d == 100 }, 5*time.Second, time.Millisecond)
 	require.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
+}
+
+// TestForwarderFlushInterval: sampling every 10 ms, the live sender sends
+// at most one request per flush interval, and every sample still arrives.
+func TestForwarderFlushInterval(t *testing.T) {
+	for _, liveFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("live first %v", liveFirst), func(t *testing.T) {
+			q, err := queue.Open(queue.Options{Dir: t.TempDir(), Outputs: []string{"o"}})
+			require.NoError(t, err)
+			defer func() { require.NoError(t, q.Close()) }()
+			var requests atomic.Int32
+			rcv := newReceiver()
+			out := OutputFunc(func(ctx context.Context, first uint64, s []samples.Series) error {
+				requests.Add(1)
+				return rcv.Send(ctx, first, s)
+			})
+			f := NewForwarder("o", out, q, ForwarderOptions{LiveFirst: liveFirst, FlushInterval: 200 * time.Millisecond, Poll: time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() { _ = f.Run(ctx) }()
+			for i := range int64(100) {
+				require.NoError(t, q.Append(one(i)))
+				time.Sleep(10 * time.Millisecond)
+			}
+			require.Eventually(t, func() bool { d, _ := rcv.count(); return d == 100 }, 5*time.Second, time.Millisecond)
+			require.LessOrEqual(t, requests.Load(), int32(8), "about one request per 200 ms over 1 s")
+			rcv.mu.Lock()
+			defer rcv.mu.Unlock()
+			if !liveFirst {
+				require.True(t, slices.IsSorted(rcv.order), "in order")
+			}
+		})
+	}
 }

@@ -3,9 +3,9 @@ package ship
 import (
 	"cmp"
 	"context"
+	"hash/maphash"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/golang/snappy"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -59,60 +59,99 @@ const (
 
 // EncodeWriteRequest encodes series as a WriteRequest, merging the
 // samples of one label set into one TimeSeries in time order (a receiver
-// wants each series' samples ascending).
+// wants each series' samples ascending). Sizes are computed first so that
+// every byte is written once.
 func EncodeWriteRequest(series []samples.Series) []byte {
 	merged := mergeSeries(series)
-	var out, ts, tmp []byte
+	size := 0
 	for _, s := range merged {
-		ts = ts[:0]
+		n := timeSeriesSize(s)
+		size += protowire.SizeTag(fieldTimeseries) + protowire.SizeBytes(n)
+	}
+	out := make([]byte, 0, size)
+	for _, s := range merged {
+		out = protowire.AppendTag(out, fieldTimeseries, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(timeSeriesSize(s)))
 		for _, l := range s.Labels {
-			tmp = tmp[:0]
-			tmp = protowire.AppendTag(tmp, fieldLabelName, protowire.BytesType)
-			tmp = protowire.AppendString(tmp, l.Name)
-			tmp = protowire.AppendTag(tmp, fieldLabelValue, protowire.BytesType)
-			tmp = protowire.AppendString(tmp, l.Value)
-			ts = protowire.AppendTag(ts, fieldLabels, protowire.BytesType)
-			ts = protowire.AppendBytes(ts, tmp)
+			out = protowire.AppendTag(out, fieldLabels, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(labelSize(l)))
+			out = protowire.AppendTag(out, fieldLabelName, protowire.BytesType)
+			out = protowire.AppendString(out, l.Name)
+			out = protowire.AppendTag(out, fieldLabelValue, protowire.BytesType)
+			out = protowire.AppendString(out, l.Value)
 		}
 		for _, smp := range s.Samples {
-			tmp = tmp[:0]
-			tmp = protowire.AppendTag(tmp, fieldSampleValue, protowire.Fixed64Type)
-			tmp = protowire.AppendFixed64(tmp, math.Float64bits(smp.Value))
-			tmp = protowire.AppendTag(tmp, fieldSampleTime, protowire.VarintType)
-			tmp = protowire.AppendVarint(tmp, uint64(smp.TimestampMs))
-			ts = protowire.AppendTag(ts, fieldSamples, protowire.BytesType)
-			ts = protowire.AppendBytes(ts, tmp)
+			out = protowire.AppendTag(out, fieldSamples, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(sampleSize(smp)))
+			out = protowire.AppendTag(out, fieldSampleValue, protowire.Fixed64Type)
+			out = protowire.AppendFixed64(out, math.Float64bits(smp.Value))
+			out = protowire.AppendTag(out, fieldSampleTime, protowire.VarintType)
+			out = protowire.AppendVarint(out, uint64(smp.TimestampMs))
 		}
-		out = protowire.AppendTag(out, fieldTimeseries, protowire.BytesType)
-		out = protowire.AppendBytes(out, ts)
 	}
 	return out
 }
 
+func labelSize(l samples.Label) int {
+	return protowire.SizeTag(fieldLabelName) + protowire.SizeBytes(len(l.Name)) +
+		protowire.SizeTag(fieldLabelValue) + protowire.SizeBytes(len(l.Value))
+}
+
+func sampleSize(s samples.Sample) int {
+	return protowire.SizeTag(fieldSampleValue) + protowire.SizeFixed64() +
+		protowire.SizeTag(fieldSampleTime) + protowire.SizeVarint(uint64(s.TimestampMs))
+}
+
+func timeSeriesSize(s samples.Series) int {
+	n := 0
+	for _, l := range s.Labels {
+		n += protowire.SizeTag(fieldLabels) + protowire.SizeBytes(labelSize(l))
+	}
+	for _, smp := range s.Samples {
+		n += protowire.SizeTag(fieldSamples) + protowire.SizeBytes(sampleSize(smp))
+	}
+	return n
+}
+
 // mergeSeries groups samples by label set, each group's samples in time
-// order, groups in first-seen order.
+// order, groups in first-seen order. Label sets are told apart by a hash
+// and compared on a match, so nothing is allocated per series.
 func mergeSeries(series []samples.Series) []samples.Series {
-	idx := map[string]int{}
-	var out []samples.Series
-	var key strings.Builder
+	seed := maphash.MakeSeed()
+	idx := make(map[uint64][]int, len(series))
+	out := make([]samples.Series, 0, len(series))
 	for _, s := range series {
-		key.Reset()
+		var h maphash.Hash
+		h.SetSeed(seed)
 		for _, l := range s.Labels {
-			key.WriteString(l.Name)
-			key.WriteByte(0xff)
-			key.WriteString(l.Value)
-			key.WriteByte(0xff)
+			h.WriteString(l.Name)
+			h.WriteByte(0xff)
+			h.WriteString(l.Value)
+			h.WriteByte(0xff)
 		}
-		i, ok := idx[key.String()]
-		if !ok {
+		k := h.Sum64()
+		i := -1
+		for _, j := range idx[k] {
+			if slices.Equal(out[j].Labels, s.Labels) {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
 			i = len(out)
-			idx[key.String()] = i
-			out = append(out, samples.Series{Labels: s.Labels})
+			idx[k] = append(idx[k], i)
+			out = append(out, samples.Series{Labels: s.Labels, Samples: s.Samples})
+			continue
 		}
-		out[i].Samples = append(out[i].Samples, s.Samples...)
+		out[i].Samples = append(slices.Clip(out[i].Samples), s.Samples...)
 	}
 	for i := range out {
-		slices.SortStableFunc(out[i].Samples, func(a, b samples.Sample) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) })
+		if !slices.IsSortedFunc(out[i].Samples, cmpSample) {
+			out[i].Samples = slices.Clone(out[i].Samples)
+			slices.SortStableFunc(out[i].Samples, cmpSample)
+		}
 	}
 	return out
 }
+
+func cmpSample(a, b samples.Sample) int { return cmp.Compare(a.TimestampMs, b.TimestampMs) }

@@ -21,6 +21,9 @@ type Config struct {
 	FastDuration time.Duration
 	Warmup       time.Duration
 	Dir          string
+	// ExtraSeries are text-file series added to the host's at 100 ms, so
+	// that the run samples ≥ 200 series on small hosts too.
+	ExtraSeries int
 	// TmaflowArgs are the arguments after "--" (unused: no tmaflow runs).
 	TmaflowArgs []string
 }
@@ -33,6 +36,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "Length of the side-by-side run (1 s sampling).")
 	fs.DurationVar(&c.FastDuration, "fast-duration", 30*time.Second, "Length of the probe's 100 ms run.")
 	fs.DurationVar(&c.Warmup, "warmup", 10*time.Second, "Start of each run left out of the steady RSS.")
+	fs.IntVar(&c.ExtraSeries, "extra-series", 50, "Series of a text file sampled beside the host's in the 100 ms run.")
 	fs.StringVar(&c.Dir, "dir", "", "Working directory (default: a temporary one, removed after).")
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
@@ -86,16 +87,16 @@ func sideBySide(ctx context.Context, cfg Config, dir, probe, ne, prom string, rc
 		return p, s, err
 	}
 	probeAddr, neAddr, promAddr := ports[0], ports[1], ports[2]
-	probeProc, err := startProbe(ctx, dir, "probe-1s", probe, probeAddr, "1s", rcv.url("probe"))
+	probeProc, err := startProbe(ctx, dir, "probe-1s", probe, probeAddr, "1s", rcv.url("probe"), 0)
 	if err != nil {
 		return p, s, err
 	}
-	defer func() { err = errors.Join(err, probeProc.Stop(30*time.Second)) }()
+	defer func() { err = errors.Join(err, stop(probeProc)) }()
 	neProc, err := benchkit.StartProcess("node-exporter", ne, []string{"--web.listen-address=" + neAddr}, filepath.Join(dir, "node-exporter.log"))
 	if err != nil {
 		return p, s, err
 	}
-	defer func() { err = errors.Join(err, neProc.Stop(30*time.Second)) }()
+	defer func() { err = errors.Join(err, stop(neProc)) }()
 	if err := benchkit.WaitReady(ctx, neProc, "http://"+neAddr+"/metrics", time.Minute); err != nil {
 		return p, s, err
 	}
@@ -117,7 +118,7 @@ remote_write:
 	if err != nil {
 		return p, s, err
 	}
-	defer func() { err = errors.Join(err, promProc.Stop(30*time.Second)) }()
+	defer func() { err = errors.Join(err, stop(promProc)) }()
 	if err := benchkit.WaitReady(ctx, promProc, "http://"+promAddr+"/-/ready", time.Minute); err != nil {
 		return p, s, err
 	}
@@ -136,11 +137,11 @@ func fast(ctx context.Context, cfg Config, dir, probe string, rcv *receiver) (f 
 	if err != nil {
 		return f, err
 	}
-	proc, err := startProbe(ctx, dir, "probe-100ms", probe, ports[0], "100ms", rcv.url("fast"))
+	proc, err := startProbe(ctx, dir, "probe-100ms", probe, ports[0], "100ms", rcv.url("fast"), cfg.ExtraSeries)
 	if err != nil {
 		return f, err
 	}
-	defer func() { err = errors.Join(err, proc.Stop(30*time.Second)) }()
+	defer func() { err = errors.Join(err, stop(proc)) }()
 	fps, err := measure(ctx, cfg.FastDuration, cfg.Warmup, rcv, []group{{name: "probe at 100 ms", sender: "fast", procs: []*benchkit.Process{proc}, bins: []string{probe}}})
 	if err != nil {
 		return f, err
@@ -148,16 +149,27 @@ func fast(ctx context.Context, cfg Config, dir, probe string, rcv *receiver) (f 
 	return fps[0], nil
 }
 
-func startProbe(ctx context.Context, dir, name, bin, addr, interval, url string) (*benchkit.Process, error) {
+// startProbe runs the probe sampling the host every interval, and as
+// many series of a text file as it takes to reach minSeries.
+func startProbe(ctx context.Context, dir, name, bin, addr, interval, url string, extra int) (*benchkit.Process, error) {
+	textfile := filepath.Join(dir, name+".prom")
+	var b strings.Builder
+	for i := range extra {
+		fmt.Fprintf(&b, "bench_extra{i=\"%d\"} %d\n", i, i)
+	}
+	if err := os.WriteFile(textfile, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`labels: {instance: bench, job: node}
 collectors:
   - {name: host, type: host, interval: %s}
+  - {name: extra, type: file, path: %q, interval: %s}
 outputs:
   - name: central
     type: remote_write
     remote_write: {url: %q}
-`, interval, url)), 0o644); err != nil {
+`, interval, textfile, interval, url)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := benchkit.StartProcess(name, bin, []string{
@@ -274,4 +286,17 @@ func report(out io.Writer, r Result) {
 		fmt.Fprintf(out, "\nprobe / (node_exporter + agent): RSS %.2f×, CPU %.2f×, binary %.2f×\n",
 			r.Probe.RSSSteadyMB/r.Stack.RSSSteadyMB, r.Probe.CPUPercent/r.Stack.CPUPercent, float64(r.Probe.BinaryBytes)/float64(r.Stack.BinaryBytes))
 	}
+}
+
+// stop ends p with SIGTERM. node_exporter does not handle SIGTERM and
+// dies of it: for a benchmark that is a clean end too.
+func stop(p *benchkit.Process) error {
+	err := p.Stop(30 * time.Second)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return nil
+		}
+	}
+	return err
 }
