@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/oklog/run"
 
@@ -41,18 +42,26 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs := flag.NewFlagSet(Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		logCfg service.LogConfig
-		rtCfg  service.RuntimeConfig
-		cfg    Config
+		logCfg   service.LogConfig
+		rtCfg    service.RuntimeConfig
+		cfg      Config
+		maxProcs int
 	)
 	logCfg.RegisterFlags(fs)
 	rtCfg.RegisterFlags(fs, GCPercent)
 	cfg.RegisterFlags(fs)
+	// One P: the probe's work is small and mostly waiting, and with more
+	// the scheduler's spinning threads cost more CPU than the sampling
+	// (2.7 % instead of 4.5 % of a core at 100 ms × 226 series).
+	fs.IntVar(&maxProcs, "max-procs", 1, "Threads running Go code at once (GOMAXPROCS; 0: one per core). The GOMAXPROCS environment variable wins over the default.")
 	if err := service.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if maxProcs < 0 {
+		return fmt.Errorf("max-procs must be ≥ 0, got %d", maxProcs)
 	}
 	if err := errors.Join(cfg.Validate(), rtCfg.Validate()); err != nil {
 		return err
@@ -62,6 +71,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return err
 	}
 	rtCfg.Apply(logger)
+	if _, fromEnv := os.LookupEnv("GOMAXPROCS"); maxProcs > 0 && (!fromEnv || maxProcs != 1) {
+		runtime.GOMAXPROCS(maxProcs)
+	}
 	prober := service.NewProber()
 	svc, err := New(cfg, Options{Registry: service.NewRegistry(), Prober: prober, Logger: logger})
 	if err != nil {

@@ -45,7 +45,7 @@ type ForwarderOptions struct {
 	// does not cost ten requests and ten offset writes a second. 0 takes
 	// the default; a negative value sends every record at once.
 	FlushInterval time.Duration
-	// Poll is how often the backlog sender looks for a new gap (100 ms).
+	// Poll is how often the backlog sender looks for a new gap (1 s).
 	Poll    time.Duration
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -107,7 +107,7 @@ func NewForwarder(name string, out Output, q Queue, opts ForwarderOptions) *Forw
 		opts.MaxBackoff = max(5*time.Second, opts.MinBackoff)
 	}
 	if opts.Poll <= 0 {
-		opts.Poll = 100 * time.Millisecond
+		opts.Poll = time.Second
 	}
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = time.Second

@@ -149,27 +149,29 @@ func fast(ctx context.Context, cfg Config, dir, probe string, rcv *receiver) (f 
 	return fps[0], nil
 }
 
-// startProbe runs the probe sampling the host every interval, and as
-// many series of a text file as it takes to reach minSeries.
+// startProbe runs the probe sampling the host every interval and, when
+// extra > 0, as many series of a text file.
 func startProbe(ctx context.Context, dir, name, bin, addr, interval, url string, extra int) (*benchkit.Process, error) {
-	textfile := filepath.Join(dir, name+".prom")
-	var b strings.Builder
-	for i := range extra {
-		fmt.Fprintf(&b, "bench_extra{i=\"%d\"} %d\n", i, i)
-	}
-	if err := os.WriteFile(textfile, []byte(b.String()), 0o644); err != nil {
-		return nil, err
+	collectors := fmt.Sprintf("  - {name: host, type: host, interval: %s}\n", interval)
+	if extra > 0 {
+		textfile := filepath.Join(dir, name+".prom")
+		var b strings.Builder
+		for i := range extra {
+			fmt.Fprintf(&b, "bench_extra{i=\"%d\"} %d\n", i, i)
+		}
+		if err := os.WriteFile(textfile, []byte(b.String()), 0o644); err != nil {
+			return nil, err
+		}
+		collectors += fmt.Sprintf("  - {name: extra, type: file, path: %q, interval: %s}\n", textfile, interval)
 	}
 	cfgPath := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`labels: {instance: bench, job: node}
 collectors:
-  - {name: host, type: host, interval: %s}
-  - {name: extra, type: file, path: %q, interval: %s}
-outputs:
+%soutputs:
   - name: central
     type: remote_write
     remote_write: {url: %q}
-`, interval, textfile, interval, url)), 0o644); err != nil {
+`, collectors, url)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := benchkit.StartProcess(name, bin, []string{
