@@ -203,10 +203,10 @@ func TestBatchConsumer(t *testing.T) {
 				}
 			}
 			require.ElementsMatch(t, oks, okOrder)
-			if tr.name == "kafka" {
+			if tr.ordered {
 				// gochannel replays a persistent topic concurrently, one
-				// message at a time; Kafka hands over a partition's
-				// fetch, in order.
+				// message at a time; Kafka and NATS hand over a
+				// partition's fetch, in order.
 				require.Equal(t, oks, okOrder, "records of one partition take effect in order")
 				require.Greater(t, maxInt(rec.sizes), 1, "batch sizes %v", rec.sizes)
 			}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
 	"github.com/tmaflow/tmaflow/pkg/bus/kafka"
+	natsbus "github.com/tmaflow/tmaflow/pkg/bus/nats"
+	"github.com/tmaflow/tmaflow/pkg/bus/nats/natstest"
 	"github.com/tmaflow/tmaflow/pkg/contract"
 )
 
@@ -73,7 +75,9 @@ func TestRouterConfigValidate(t *testing.T) {
 // transport builds the publisher and subscribers a router test runs on.
 type transport struct {
 	name string
-	new  func(t *testing.T) (pub message.Publisher, sub func(group string) message.Subscriber)
+	// ordered transports deliver the records of one partition in order.
+	ordered bool
+	new     func(t *testing.T) (pub message.Publisher, sub func(group string) message.Subscriber)
 }
 
 // logger discards: the handlers here fail on purpose.
@@ -85,7 +89,7 @@ var transports = []transport{
 		t.Cleanup(func() { require.NoError(t, ps.Close()) })
 		return ps, func(string) message.Subscriber { return ps }
 	}},
-	{name: "kafka", new: func(t *testing.T) (message.Publisher, func(string) message.Subscriber) {
+	{name: "kafka", ordered: true, new: func(t *testing.T) (message.Publisher, func(string) message.Subscriber) {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		require.NoError(t, err)
 		t.Cleanup(c.Close)
@@ -101,6 +105,20 @@ var transports = []transport{
 			cfg := cfg
 			cfg.ConsumerGroup = group
 			sub, err := kafka.NewSubscriber(cfg, logger, nil)
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, sub.Close()) })
+			return sub
+		}
+	}},
+	{name: "nats", ordered: true, new: func(t *testing.T) (message.Publisher, func(string) message.Subscriber) {
+		cfg := natstest.Config(natstest.Start(t))
+		pub, err := natsbus.NewPublisher(cfg, logger, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, pub.Close()) })
+		return pub, func(group string) message.Subscriber {
+			cfg := cfg
+			cfg.ConsumerGroup = group
+			sub, err := natsbus.NewSubscriber(cfg, logger, nil)
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, sub.Close()) })
 			return sub

@@ -39,7 +39,14 @@ func TestValidate(t *testing.T) {
 		wantEmbedded bool
 	}{
 		{name: "kafka by default", args: []string{"-kafka.brokers=k:9092"}},
-		{name: "unknown bus", args: []string{"-bus=nats", "-kafka.brokers=k:9092"}, wantErr: `bus "nats": want one of kafka`},
+		{name: "unknown bus", args: []string{"-bus=pulsar", "-kafka.brokers=k:9092"}, wantErr: `bus "pulsar": want one of kafka, nats`},
+		{name: "nats by url", args: []string{"-bus=nats", "-nats.url=nats://n:4222"}},
+		{name: "a service's binary needs a nats url", args: []string{"-bus=nats"}, wantErr: "nats.url: a NATS server URL is required"},
+		{name: "the all-in-one embeds nats", embeddable: true, args: []string{"-bus=nats"}, wantEmbedded: true},
+		{name: "embedded nats config checked", embeddable: true, args: []string{"-bus=nats", "-nats.sync-interval=sometimes"}, wantErr: "nats.sync-interval", wantEmbedded: true},
+		{name: "and ignored with an external server", embeddable: true, args: []string{"-bus=nats", "-nats.sync-interval=sometimes", "-nats.url=nats://n:4222"}},
+		{name: "nats client config checked", args: []string{"-bus=nats", "-nats.url=nats://n:4222", "-nats.user=u", "-nats.token=t"}, wantErr: "at most one of"},
+		{name: "kafka brokers do not embed nats", embeddable: true, args: []string{"-bus=nats", "-kafka.brokers=k:9092"}, wantEmbedded: true},
 		{name: "a service's binary needs brokers", wantErr: "kafka.brokers: at least one broker is required"},
 		{name: "the all-in-one embeds one", embeddable: true, wantEmbedded: true},
 		{name: "embedded broker config checked", embeddable: true, args: []string{"-broker.partitions=0"}, wantErr: "broker.partitions", wantEmbedded: true},
@@ -58,18 +65,38 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// TestEmbeddedRoundTrip opens the embedded broker and sends a record
-// through the bus's publisher and a subscriber of it.
+// TestEmbeddedRoundTrip opens the embedded broker of each kind and sends
+// a record through the bus's publisher, a subscriber and a reader of it.
 func TestEmbeddedRoundTrip(t *testing.T) {
-	c := parse(t, true, "-broker.listen-address=127.0.0.1:0", "-kafka.fetch-max-wait=100ms")
+	for _, tc := range []struct {
+		kind string
+		args []string
+	}{
+		{kind: KindKafka, args: []string{"-broker.listen-address=127.0.0.1:0", "-kafka.fetch-max-wait=100ms"}},
+		{kind: KindNATS, args: []string{"-bus=nats", "-nats.listen-address=127.0.0.1:0", "-nats.store-dir=" + t.TempDir()}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			roundTrip(t, parse(t, true, tc.args...))
+		})
+	}
+}
+
+func roundTrip(t *testing.T, c Config) {
 	reg := prometheus.NewRegistry()
 	b, err := Open(c, slog.New(slog.DiscardHandler), reg)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
-	require.NotNil(t, b.Broker())
-	require.Equal(t, b.Broker().Addrs(), b.Brokers())
-	go func() { _ = b.Broker().Execute() }()
-	defer b.Broker().Interrupt(nil)
+	require.Equal(t, c.Kind, b.Kind())
+	if c.Kind == KindKafka {
+		require.NotNil(t, b.Broker())
+		require.Equal(t, b.Broker().Addrs(), b.Brokers())
+		go func() { _ = b.Broker().Execute() }()
+		defer b.Broker().Interrupt(nil)
+	} else {
+		require.Nil(t, b.Broker())
+		require.Len(t, b.Brokers(), 1)
+		require.Contains(t, b.Brokers()[0], "nats://127.0.0.1:")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -94,6 +121,10 @@ func TestEmbeddedRoundTrip(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no message")
 	}
+	require.Eventually(t, func() bool {
+		lag, err := sub.LagOf(contract.TopicDLQ)(ctx)
+		return err == nil && lag == 0
+	}, 10*time.Second, 50*time.Millisecond, "the acknowledged record is no lag")
 
 	r, err := b.Reader(slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
