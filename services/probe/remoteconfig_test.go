@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,14 +106,15 @@ outputs:
 			cs := newConfigServer(t)
 			dir := t.TempDir()
 			cfgPath := filepath.Join(t.TempDir(), "probe.yaml")
+			outputs := fmt.Sprintf(`outputs:
+  - name: local
+    type: remote_write
+    remote_write: {url: %q}
+%s`, local.url(), auditOutput(t))
 			require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 version: v1
 collectors:
   - {name: host, type: host, interval: 100ms, parts: [load]}
-outputs:
-  - name: local
-    type: remote_write
-    remote_write: {url: %q}
 %sremote_config:
   url: %q
   username: "7"
@@ -123,7 +122,7 @@ outputs:
   public_key: %s
   interval: 100ms
   rollback_after: 1s
-`, local.url(), auditOutput(t), cs.srv.URL, base64.StdEncoding.EncodeToString(pub))), 0o644))
+`, outputs, cs.srv.URL, base64.StdEncoding.EncodeToString(pub))), 0o644))
 			p := startProbeFile(t, nil, cfgPath, dir)
 			require.Eventually(t, func() bool { d, _ := local.counts(); return d > 5 }, 10*time.Second, 10*time.Millisecond)
 			localBefore, _ := local.counts()
@@ -145,21 +144,17 @@ outputs:
 					require.Equal(t, -1.0, p.metric(t, "probe_config_results_total", "result", "rolled_back"), "nothing to roll back")
 				}
 			}
-			stopAt := time.Now()
 			p.stop(t)
 			_, err := os.Stat(filepath.Join(dir, "remote-config.yaml"))
 			require.Equal(t, tc.wantResult == "applied", err == nil, "a remote configuration that shipped is kept for restarts")
 			if tc.wantResult == "rolled_back" {
-				// The audit output kept every record: the local output
-				// has them all, those sampled under the bad one too.
+				// The audit output kept every record: once drained, the
+				// local output has them all, those sampled under the bad
+				// configuration too.
+				drain(t, dir, "local", outputs)
 				want, got := sampled(t, dir, []string{"local", "audit"}), local.keys()
 				require.Greater(t, len(want), 30)
 				for k := range want {
-					// What was sampled in the last moment before the stop
-					// may still be in the queue.
-					if ts, _ := strconv.ParseInt(k[strings.LastIndexByte(k, '@')+1:], 10, 64); ts > stopAt.Add(-500*time.Millisecond).UnixMilli() {
-						continue
-					}
 					require.True(t, got[k], "sample %s sampled during the bad configuration was not shipped after the rollback", k)
 				}
 			}

@@ -22,7 +22,9 @@ func Module() *module.Module {
 		Config:        cfg,
 		RegisterFlags: cfg.RegisterFlags,
 		DataDirFlags:  map[string]string{"queue.dir": "probe"},
-		Validate:      cfg.Validate,
+		// Not cfg.Validate: a method value would copy cfg before the
+		// flags are parsed.
+		Validate: func() error { return cfg.Validate() },
 		New: func(d module.Deps) (module.Service, error) {
 			return app.New(*cfg, app.Options{Registry: d.Registry, Prober: d.Prober, Logger: d.Logger})
 		},

@@ -148,7 +148,7 @@ func (s *Service) poll(ctx context.Context, f *fetcher, local FileConfig, cur, p
 		return
 	}
 	sg, err := f.fetch(ctx)
-	if errors.Is(err, errNoRemoteConfig) {
+	if errors.Is(err, errNoRemoteConfig) || errors.Is(err, errNotModified) {
 		return
 	}
 	if err != nil {

@@ -96,6 +96,7 @@ type fetcher struct {
 	cfg    RemoteConfig
 	client *http.Client
 	auth   func(*http.Request)
+	etag   string // of the last configuration fetched
 }
 
 func newFetcher(cfg RemoteConfig) (*fetcher, error) {
@@ -134,12 +135,18 @@ func newFetcher(cfg RemoteConfig) (*fetcher, error) {
 // errNoRemoteConfig: the central side has no configuration for the probe.
 var errNoRemoteConfig = errors.New("no remote configuration for this probe")
 
+// errNotModified: the configuration is the one fetched last.
+var errNotModified = errors.New("remote configuration not modified")
+
 func (f *fetcher) fetch(ctx context.Context) (signed, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.cfg.URL, nil)
 	if err != nil {
 		return signed{}, fmt.Errorf("fetch config %s: %w", f.cfg.URL, err)
 	}
 	f.auth(req)
+	if f.etag != "" {
+		req.Header.Set("If-None-Match", f.etag)
+	}
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return signed{}, fmt.Errorf("fetch config %s: %w", f.cfg.URL, err)
@@ -152,11 +159,14 @@ func (f *fetcher) fetch(ctx context.Context) (signed, error) {
 		return signed{}, fmt.Errorf("fetch config %s: %w", f.cfg.URL, err)
 	}
 	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		return signed{}, errNotModified
 	case resp.StatusCode == http.StatusNotFound:
 		return signed{}, errNoRemoteConfig
 	case resp.StatusCode != http.StatusOK:
 		return signed{}, fmt.Errorf("fetch config %s: %s", f.cfg.URL, resp.Status)
 	}
+	f.etag = resp.Header.Get("ETag")
 	return signed{body: body, sig: resp.Header.Get(SignatureHeader)}, nil
 }
 
