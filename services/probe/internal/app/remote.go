@@ -95,41 +95,16 @@ func (s signed) digest() string {
 type fetcher struct {
 	cfg    RemoteConfig
 	client *http.Client
-	auth   func(*http.Request)
+	auth   string // the Authorization header
 	etag   string // of the last configuration fetched
 }
 
 func newFetcher(cfg RemoteConfig) (*fetcher, error) {
-	tlsCfg, err := cfg.TLS.Build()
+	client, auth, err := cfg.Client()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("remote_config: %w", err)
 	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	f := &fetcher{cfg: cfg, client: &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsCfg}}}
-	user, pass, bearer := cfg.Username, cfg.Password, cfg.BearerToken
-	if cfg.PasswordFile != "" || cfg.BearerTokenFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile + cfg.BearerTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read remote_config credentials: %w", err)
-		}
-		if cfg.PasswordFile != "" {
-			pass = strings.TrimSpace(string(b))
-		} else {
-			bearer = strings.TrimSpace(string(b))
-		}
-	}
-	f.auth = func(r *http.Request) {
-		switch {
-		case bearer != "":
-			r.Header.Set("Authorization", "Bearer "+bearer)
-		case user != "" || pass != "":
-			r.SetBasicAuth(user, pass)
-		}
-	}
-	return f, nil
+	return &fetcher{cfg: cfg, client: client, auth: auth}, nil
 }
 
 // errNoRemoteConfig: the central side has no configuration for the probe.
@@ -143,7 +118,9 @@ func (f *fetcher) fetch(ctx context.Context) (signed, error) {
 	if err != nil {
 		return signed{}, fmt.Errorf("fetch config %s: %w", f.cfg.URL, err)
 	}
-	f.auth(req)
+	if f.auth != "" {
+		req.Header.Set("Authorization", f.auth)
+	}
 	if f.etag != "" {
 		req.Header.Set("If-None-Match", f.etag)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -97,38 +98,47 @@ type httpPoster struct {
 }
 
 func newHTTPPoster(cfg HTTPConfig) (*httpPoster, error) {
-	if err := cfg.Validate(); err != nil {
+	client, auth, err := cfg.Client()
+	if err != nil {
 		return nil, err
+	}
+	return &httpPoster{cfg: cfg, client: client, auth: auth}, nil
+}
+
+// Client builds the HTTP client (TLS, timeout: 10 s by default) and the
+// Authorization header value ("" without credentials) of cfg; the
+// probe's remote configuration fetches with it too.
+func (cfg HTTPConfig) Client() (_ *http.Client, auth string, _ error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, "", err
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
 	tlsCfg, err := cfg.TLS.Build()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 4,
 		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second,
 	}
-	p := &httpPoster{cfg: cfg, client: &http.Client{Transport: tr, Timeout: cfg.Timeout}}
+	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	switch {
 	case cfg.Username != "" || cfg.Password != "" || cfg.PasswordFile != "":
 		pw, err := secret(cfg.Password, cfg.PasswordFile)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
-		req.SetBasicAuth(cfg.Username, pw)
-		p.auth = req.Header.Get("Authorization")
+		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+pw))
 	case cfg.BearerToken != "" || cfg.BearerTokenFile != "":
 		tok, err := secret(cfg.BearerToken, cfg.BearerTokenFile)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		p.auth = "Bearer " + tok
+		auth = "Bearer " + tok
 	}
-	return p, nil
+	return client, auth, nil
 }
 
 func secret(value, file string) (string, error) {
