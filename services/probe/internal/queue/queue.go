@@ -109,7 +109,7 @@ type Queue struct {
 }
 
 // recentRecords is how many of the last records stay in memory.
-const recentRecords = 32
+const recentRecords = 16
 
 var (
 	segmentName = regexp.MustCompile(`^([0-9]{20})\.seg$`)
