@@ -69,7 +69,7 @@ func (s *Subscriber) subjectCounts(ctx context.Context, ts *topicStream) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", ts.stream, err)
 	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter("tmaflow."+ts.token+".*"))
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter("tmaflow."+ts.token+".>"))
 	if err != nil {
 		return nil, fmt.Errorf("stream %s subjects: %w", ts.stream, err)
 	}

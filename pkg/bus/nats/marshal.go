@@ -139,8 +139,9 @@ func fromNATS(h nats.Header, data []byte, uuid string) (msg *message.Message, er
 			key, hasKey = value(name, vs), true
 		case name == HeaderUUID:
 			uuid = value(name, vs)
-		case strings.HasPrefix(name, "Nats-"):
-			// The server's (Nats-Msg-Id, Nats-Pin-Id…), not the record's.
+		case strings.HasPrefix(name, "Nats-"), name == bus.MetadataKey:
+			// The server's (Nats-Msg-Id, Nats-Pin-Id…), not the record's;
+			// the key comes from HeaderKey only.
 		default:
 			md[name] = value(name, vs)
 		}

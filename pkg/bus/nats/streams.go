@@ -14,13 +14,6 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
-// Stream metadata naming the topic and its partition count, so every
-// client agrees on placement whatever its own -nats.partitions says.
-const (
-	metaTopic      = "tmaflow_topic"
-	metaPartitions = "tmaflow_partitions"
-)
-
 // topicStream is a topic's stream as created or found.
 type topicStream struct {
 	topic      string
@@ -65,8 +58,8 @@ func token(name string) string {
 }
 
 // streamName is the stream of a topic: topic-metrics → TMAFLOW_TOPIC_METRICS.
-// Names that differ only in case or '-'/'_' would share it; the topic in the
-// stream's metadata tells them apart (ensure refuses the second).
+// Names that differ only in case or '-'/'_' would share it; the stream's
+// subjects tell them apart (ensure refuses the second).
 func streamName(topic string) string {
 	return "TMAFLOW_" + strings.ToUpper(strings.ReplaceAll(token(topic), "-", "_"))
 }
@@ -121,11 +114,18 @@ func (s *streams) ensure(ctx context.Context, topic string) (*topicStream, error
 }
 
 func (s *streams) streamConfig(topic, name string) jetstream.StreamConfig {
-	tok := token(topic)
+	// The subjects name the partitions one by one, so every client (and
+	// servers before 2.10, which keep no stream metadata) reads the
+	// partition count from the stream itself.
+	ts := &topicStream{token: token(topic)}
+	subjects := make([]string, s.cfg.Partitions)
+	for p := range subjects {
+		subjects[p] = ts.subject(p)
+	}
 	return jetstream.StreamConfig{
 		Name:        name,
 		Description: "tmaflow topic " + topic,
-		Subjects:    []string{"tmaflow." + tok + ".*"},
+		Subjects:    subjects,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		Storage:     jetstream.FileStorage,
@@ -134,26 +134,22 @@ func (s *streams) streamConfig(topic, name string) jetstream.StreamConfig {
 		MaxBytes:    s.cfg.MaxBytes,
 		MaxMsgs:     -1,
 		Duplicates:  s.cfg.DuplicateWindow,
-		Metadata: map[string]string{
-			metaTopic:      topic,
-			metaPartitions: strconv.Itoa(s.cfg.Partitions),
-		},
 	}
 }
 
-// describe reads the topic and partitions of a stream tmaflow created.
+// describe reads the partitions of a stream tmaflow created for topic:
+// its subjects are tmaflow.<topic>.0 … tmaflow.<topic>.<n-1>.
 func describe(topic string, info *jetstream.StreamInfo) (*topicStream, error) {
-	name := info.Config.Name
-	if got := info.Config.Metadata[metaTopic]; got != topic {
-		return nil, fmt.Errorf("stream %s holds topic %q, not %q (topic names differing only in case or -/_ cannot share a bus)", name, got, topic)
-	}
-	n, err := strconv.Atoi(info.Config.Metadata[metaPartitions])
-	if err != nil || n <= 0 {
-		return nil, fmt.Errorf("stream %s: metadata %s=%q is not a partition count", name, metaPartitions, info.Config.Metadata[metaPartitions])
-	}
-	ts := &topicStream{topic: topic, stream: name, token: token(topic), partitions: n, ids: make([]int, n)}
+	subjects := info.Config.Subjects
+	ts := &topicStream{topic: topic, stream: info.Config.Name, token: token(topic), partitions: len(subjects), ids: make([]int, len(subjects))}
 	for i := range ts.ids {
 		ts.ids[i] = i
+		if subjects[i] != ts.subject(i) {
+			return nil, fmt.Errorf("stream %s has subjects %v, not the partitions of topic %q (topic names differing only in case or -/_ cannot share a bus)", ts.stream, subjects, topic)
+		}
+	}
+	if ts.partitions == 0 {
+		return nil, fmt.Errorf("stream %s has no subjects", ts.stream)
 	}
 	return ts, nil
 }

@@ -21,6 +21,9 @@ import (
 // ErrSubscriberClosed is returned by Subscribe after Close.
 var ErrSubscriberClosed = errors.New("nats subscriber closed")
 
+// errResetUnsupported: consumer reset came with nats-server 2.14.
+var errResetUnsupported = errors.New("nats-server before 2.14 cannot reset a consumer")
+
 // pinGroup is the priority group of every partition consumer: the server
 // pins a partition to one subscriber of the consumer group at a time, as a
 // Kafka group assigns it to one member, so its messages keep their order.
@@ -163,9 +166,10 @@ type partitionConsumer struct {
 	group     string
 	out       chan<- *message.Message
 
-	slots chan struct{} // one per message handed out
-	wg    sync.WaitGroup
-	lag   prometheus.Gauge
+	slots  chan struct{} // one per message handed out
+	wg     sync.WaitGroup
+	lag    prometheus.Gauge
+	pinned bool // the server pins the partition (nats-server 2.11 and later)
 
 	mu      sync.Mutex
 	pending []*delivery // handed out, not yet acknowledged to the server, in order
@@ -269,9 +273,12 @@ func (pc *partitionConsumer) iterator(ctx context.Context) (jetstream.MessagesCo
 				DeliverPolicy:  jetstream.DeliverAllPolicy,
 			})
 		} else {
+			pc.pinned = atLeast(s.nc, 2, 11)
 			cons, err = s.js.CreateOrUpdateConsumer(ctx, pc.ts.stream, pc.consumerConfig())
-			// Pull requests outlive the pin no longer than half its TTL.
-			opts = append(opts, jetstream.PullPriorityGroup(pinGroup), jetstream.PullExpiry(max(cfg.PinnedTTL/2, time.Second)))
+			if pc.pinned {
+				// Pull requests outlive the pin no longer than half its TTL.
+				opts = append(opts, jetstream.PullPriorityGroup(pinGroup), jetstream.PullExpiry(max(cfg.PinnedTTL/2, time.Second)))
+			}
 		}
 		var it jetstream.MessagesContext
 		if err == nil {
@@ -292,7 +299,7 @@ func (pc *partitionConsumer) iterator(ctx context.Context) (jetstream.MessagesCo
 
 func (pc *partitionConsumer) consumerConfig() jetstream.ConsumerConfig {
 	cfg := pc.s.cfg
-	return jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:        consumerName(pc.group, pc.partition),
 		Description:    "tmaflow group " + pc.group + " on " + pc.ts.topic + " partition " + strconv.Itoa(pc.partition),
 		FilterSubject:  pc.ts.subject(pc.partition),
@@ -301,10 +308,21 @@ func (pc *partitionConsumer) consumerConfig() jetstream.ConsumerConfig {
 		AckWait:        cfg.AckWait,
 		MaxDeliver:     -1,
 		MaxAckPending:  cfg.MaxInFlight,
-		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PriorityGroups: []string{pinGroup},
-		PinnedTTL:      cfg.PinnedTTL,
 	}
+	if pc.pinned {
+		cc.PriorityPolicy, cc.PriorityGroups, cc.PinnedTTL = jetstream.PriorityPolicyPinned, []string{pinGroup}, cfg.PinnedTTL
+	}
+	return cc
+}
+
+// atLeast reports whether the connected server is version major.minor or
+// later.
+func atLeast(nc *nats.Conn, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(nc.ConnectedServerVersion(), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // track adds a delivered message to the window; fresh is false for a
@@ -448,10 +466,11 @@ func (pc *partitionConsumer) keepAlive(ctx context.Context) {
 	}
 }
 
-// giveBack ends the partition's consumption: once every handler is done
-// it acknowledges what was acknowledged, gives back (Nak) the rest and
-// what the iterator had buffered, in order, and releases the pin, so the
-// next subscriber of the group goes on at once.
+// giveBack ends the partition's consumption once every handler is done:
+// it stops pulling and resets the consumer to its ack floor, so the next
+// subscriber of the group goes on at once, in order, from the first
+// message not acknowledged (as a Kafka group resumes from its committed
+// offset), and releases the pin.
 func (pc *partitionConsumer) giveBack(it jetstream.MessagesContext) {
 	pc.wg.Wait()
 	if pc.group == "" {
@@ -459,51 +478,79 @@ func (pc *partitionConsumer) giveBack(it jetstream.MessagesContext) {
 		return
 	}
 	s := pc.s
+	// Stopped first: a pull request still open would take what is given
+	// back.
 	it.Drain()
-	pc.mu.Lock()
-	held := pc.pending
-	pc.pending = nil
-	pin := pc.pinID
-	pc.mu.Unlock()
-	for _, d := range held {
-		ack := d.jm.Nak
-		if d.done {
-			ack = d.jm.Ack
-		}
-		if err := ack(); err != nil {
-			s.logger.Debug("give back", "topic", pc.ts.topic, "group", pc.group, "partition", pc.partition, "seq", d.seq, "err", err)
-		}
-	}
+	var buffered []jetstream.Msg
 	for {
 		jm, err := it.Next(jetstream.NextMaxWait(100 * time.Millisecond))
 		if err != nil {
 			break
 		}
-		_ = jm.Nak()
+		buffered = append(buffered, jm)
 	}
-	if pin == "" {
-		return
-	}
+	pc.mu.Lock()
+	held := pc.pending
+	pc.pending = nil
+	pin := pc.pinID
+	pc.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	name := consumerName(pc.group, pc.partition)
+	if len(held) > 0 || len(buffered) > 0 {
+		err := errResetUnsupported
+		if atLeast(s.nc, 2, 14) {
+			_, err = s.js.ResetConsumer(ctx, pc.ts.stream, name)
+		}
+		if err != nil {
+			// Before nats-server 2.14 give each back (Nak); the server
+			// may deliver them out of order then.
+			s.logger.Debug("reset consumer, giving back one by one", "topic", pc.ts.topic, "group", pc.group, "partition", pc.partition, "err", err)
+			pc.nakAll(held, buffered)
+		}
+	}
+	if pin == "" || !pc.pinned {
+		return
+	}
 	cons, err := s.js.Consumer(ctx, pc.ts.stream, name)
 	if err != nil {
 		return
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return
+	for _, g := range cons.CachedInfo().PriorityGroups {
+		if g.Group != pinGroup || g.PinnedClientID != pin {
+			continue
+		}
+		st, err := s.js.Stream(ctx, pc.ts.stream)
+		if err == nil {
+			err = st.UnpinConsumer(ctx, name, pinGroup)
+		}
+		if err != nil {
+			s.logger.Debug("unpin", "topic", pc.ts.topic, "group", pc.group, "partition", pc.partition, "err", err)
+		}
 	}
-	for _, g := range info.PriorityGroups {
-		if g.Group == pinGroup && g.PinnedClientID == pin {
-			st, err := s.js.Stream(ctx, pc.ts.stream)
-			if err == nil {
-				err = st.UnpinConsumer(ctx, name, pinGroup)
-			}
-			if err != nil {
-				s.logger.Debug("unpin", "topic", pc.ts.topic, "group", pc.group, "partition", pc.partition, "err", err)
-			}
+}
+
+// nakAll acknowledges what the handler acknowledged and gives back what
+// was handed out and not acknowledged, then what the iterator had
+// buffered, in order.
+func (pc *partitionConsumer) nakAll(held []*delivery, buffered []jetstream.Msg) {
+	given := map[uint64]bool{}
+	for _, d := range held {
+		given[d.seq] = true
+		ack := d.jm.Nak
+		if d.done {
+			ack = d.jm.Ack
+		}
+		if err := ack(); err != nil {
+			pc.s.logger.Debug("give back", "topic", pc.ts.topic, "group", pc.group, "partition", pc.partition, "seq", d.seq, "err", err)
+		}
+	}
+	for _, jm := range buffered {
+		if md, err := jm.Metadata(); err == nil && given[md.Sequence.Stream] {
+			continue
+		}
+		if err := jm.Nak(); err != nil {
+			pc.s.logger.Debug("give back", "topic", pc.ts.topic, "group", pc.group, "partition", pc.partition, "err", err)
 		}
 	}
 }

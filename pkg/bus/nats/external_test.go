@@ -1,0 +1,114 @@
+package nats_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tmaflow/tmaflow/pkg/bus"
+	"github.com/tmaflow/tmaflow/pkg/bus/nats"
+	"github.com/tmaflow/tmaflow/pkg/bus/nats/natstest"
+	"github.com/tmaflow/tmaflow/pkg/peertest"
+)
+
+// startNATSServer runs Debian's nats-server with JetStream on a temporary
+// directory and a user, and returns its URL.
+func startNATSServer(t *testing.T, user, pass string) string {
+	t.Helper()
+	bin := peertest.Binary(t, "nats-server")
+	addr := peertest.FreeAddr(t)
+	host, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, "-a", host, "-p", port, "-js", "-sd", t.TempDir(), "--user", user, "--pass", pass)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nats-server output:\n%s", out.String())
+		}
+	})
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "nats-server did not listen")
+	return "nats://" + addr
+}
+
+// The adapter against a separate nats-server process (external mode), as
+// Debian ships it (2.9: no pinned consumers, no consumer reset, so one
+// subscriber per group keeps the order and give-back uses Nak).
+func TestExternalNATSServer(t *testing.T) {
+	url := startNATSServer(t, "tmaflow", "s3cret")
+	cfg := natstest.Config(url)
+	cfg.User, cfg.Password = "tmaflow", "s3cret"
+	// One at a time: a nacked message comes again before the next.
+	cfg.MaxInFlight = 1
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+
+	bad := cfg
+	bad.Password = "wrong"
+	badPub, err := nats.NewPublisher(bad, testLogger(), nil)
+	require.NoError(t, err, "connecting is retried in the background")
+	require.Error(t, badPub.Ping(ctx), "wrong credentials are not ready")
+	require.NoError(t, badPub.Close())
+
+	pub := publisher(t, cfg)
+	require.Eventually(t, func() bool { return pub.Ping(ctx) == nil }, 10*time.Second, 50*time.Millisecond)
+	var want []string
+	for i := range 30 {
+		want = append(want, fmt.Sprintf("m%02d", i))
+	}
+	publish(t, pub, "external", "resource-1", want...)
+
+	sub := subscriber(t, cfg, "g")
+	ch, err := sub.Subscribe(ctx, "external")
+	require.NoError(t, err)
+	var got []string
+	nacked := false
+	for len(got) < len(want) {
+		m := receive(t, ch)
+		if len(got) == 3 && !nacked {
+			nacked = true
+			m.Nack()
+			continue
+		}
+		got = append(got, string(m.Payload))
+		require.Equal(t, []byte("resource-1"), bus.Key(m))
+		m.Ack()
+	}
+	require.Equal(t, want, got, "one partition, in order, the nacked one again in its place")
+	require.Eventually(t, func() bool {
+		lag, err := sub.LagOf("external")(ctx)
+		return err == nil && lag == 0
+	}, 10*time.Second, 50*time.Millisecond)
+
+	r, err := nats.NewReader(cfg, testLogger())
+	require.NoError(t, err)
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	caught := make(chan struct{})
+	n := 0
+	go func() {
+		_ = r.Consume(rctx, "external", time.Time{}, func(bus.Record) { n++ }, func() { close(caught) })
+	}()
+	select {
+	case <-caught:
+		require.Equal(t, len(want), n)
+	case <-ctx.Done():
+		t.Fatal("the reader did not catch up")
+	}
+}
