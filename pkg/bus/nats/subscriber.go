@@ -300,14 +300,14 @@ func (pc *partitionConsumer) iterator(ctx context.Context) (jetstream.MessagesCo
 func (pc *partitionConsumer) consumerConfig() jetstream.ConsumerConfig {
 	cfg := pc.s.cfg
 	cc := jetstream.ConsumerConfig{
-		Durable:        consumerName(pc.group, pc.partition),
-		Description:    "tmaflow group " + pc.group + " on " + pc.ts.topic + " partition " + strconv.Itoa(pc.partition),
-		FilterSubject:  pc.ts.subject(pc.partition),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
-		MaxDeliver:     -1,
-		MaxAckPending:  cfg.MaxInFlight,
+		Durable:       consumerName(pc.group, pc.partition),
+		Description:   "tmaflow group " + pc.group + " on " + pc.ts.topic + " partition " + strconv.Itoa(pc.partition),
+		FilterSubject: pc.ts.subject(pc.partition),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: cfg.MaxInFlight,
 	}
 	if pc.pinned {
 		cc.PriorityPolicy, cc.PriorityGroups, cc.PinnedTTL = jetstream.PriorityPolicyPinned, []string{pinGroup}, cfg.PinnedTTL
