@@ -48,7 +48,7 @@ func subscriber(t *testing.T, cfg nats.Config, group string) *nats.Subscriber {
 	return sub
 }
 
-func publisher(t *testing.T, cfg nats.Config) *nats.Publisher {
+func publisher(t testing.TB, cfg nats.Config) *nats.Publisher {
 	t.Helper()
 	pub, err := nats.NewPublisher(cfg, testLogger(), nil)
 	require.NoError(t, err)
