@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -8,6 +9,26 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// client is an open connection of a publisher or subscriber.
+type client struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	logger *slog.Logger
+}
+
+// open checks cfg (what names the client in errors) and connects; logger
+// may be nil.
+func open(cfg Config, what string, logger *slog.Logger) (client, error) {
+	if err := errors.Join(cfg.RequireURL(), cfg.Validate()); err != nil {
+		return client{}, fmt.Errorf("nats %s config: %w", what, err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	nc, js, err := connect(cfg, logger)
+	return client{nc: nc, js: js, logger: logger}, err
+}
 
 // connect opens a connection that keeps reconnecting (also when the server
 // is not up yet: Ping and readiness tell) and its JetStream context.

@@ -42,17 +42,11 @@ var (
 
 // NewPublisher connects to cfg.URL. logger and reg may be nil.
 func NewPublisher(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Publisher, error) {
-	if err := errors.Join(cfg.RequireURL(), cfg.Validate()); err != nil {
-		return nil, fmt.Errorf("nats publisher config: %w", err)
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	nc, js, err := connect(cfg, logger)
+	c, err := open(cfg, "publisher", logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{nc: nc, js: js, streams: newStreams(js, cfg), timeout: cfg.PublishTimeout, logger: logger, metrics: newPublisherMetrics(reg)}, nil
+	return &Publisher{nc: c.nc, js: c.js, streams: newStreams(c.js, cfg), timeout: cfg.PublishTimeout, logger: c.logger, metrics: newPublisherMetrics(reg)}, nil
 }
 
 // Publish sends msgs to topic's stream and returns once the stream
@@ -183,9 +177,10 @@ func ping(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 	return nil
 }
 
-// Close waits for the publishes in flight and closes the connection;
-// Publish fails after Close. Every successful Publish already waited for
-// its acknowledgement, so nothing acknowledged is lost by closing.
+// Close waits for the sends in progress and closes the connection;
+// Publish fails after Close, and so do waits still pending. Every
+// successful Publish already waited for its acknowledgement, so nothing
+// acknowledged is lost by closing.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -68,22 +68,16 @@ var (
 // NewSubscriber returns a subscriber in cfg.ConsumerGroup (none if empty).
 // logger and reg may be nil.
 func NewSubscriber(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Subscriber, error) {
-	if err := errors.Join(cfg.RequireURL(), cfg.Validate()); err != nil {
-		return nil, fmt.Errorf("nats subscriber config: %w", err)
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	nc, js, err := connect(cfg, logger)
+	c, err := open(cfg, "subscriber", logger)
 	if err != nil {
 		return nil, err
 	}
 	return &Subscriber{
 		cfg:     cfg,
-		nc:      nc,
-		js:      js,
-		streams: newStreams(js, cfg),
-		logger:  logger,
+		nc:      c.nc,
+		js:      c.js,
+		streams: newStreams(c.js, cfg),
+		logger:  c.logger,
 		metrics: newSubscriberMetrics(reg),
 		closing: make(chan struct{}),
 	}, nil
