@@ -6,10 +6,12 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
@@ -22,11 +24,19 @@ import (
 // directory and a user, and returns its URL.
 func startNATSServer(t *testing.T, user, pass string) string {
 	t.Helper()
-	bin := peertest.Binary(t, "nats-server")
 	addr := peertest.FreeAddr(t)
+	runNATSServer(t, addr, t.TempDir(), user, pass)
+	return "nats://" + addr
+}
+
+// runNATSServer runs nats-server on addr and store dir until the test
+// ends, and returns its process.
+func runNATSServer(t *testing.T, addr, dir, user, pass string) *exec.Cmd {
+	t.Helper()
+	bin := peertest.Binary(t, "nats-server")
 	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
-	cmd := exec.Command(bin, "-a", host, "-p", port, "-js", "-sd", t.TempDir(), "--user", user, "--pass", pass)
+	cmd := exec.Command(bin, "-a", host, "-p", port, "-js", "-sd", dir, "--user", user, "--pass", pass)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	require.NoError(t, cmd.Start())
@@ -44,7 +54,48 @@ func startNATSServer(t *testing.T, user, pass string) string {
 		}
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond, "nats-server did not listen")
-	return "nats://" + addr
+	return cmd
+}
+
+// TestExternalNATSServerKill9 kills nats-server with SIGKILL while
+// publishers wait for acknowledgements, restarts it on the same store and
+// finds every acknowledged message in the stream. (A process kill leaves
+// the page cache to the kernel; losing a machine needs sync_interval
+// always, as the embedded server defaults to.)
+func TestExternalNATSServerKill9(t *testing.T) {
+	addr, dir := peertest.FreeAddr(t), t.TempDir()
+	srv := runNATSServer(t, addr, dir, "u", "p")
+	cfg := natstest.Config("nats://" + addr)
+	cfg.User, cfg.Password = "u", "p"
+	cfg.PublishTimeout = 2 * time.Second
+	pub := publisher(t, cfg)
+	require.Eventually(t, func() bool { return pub.Ping(t.Context()) == nil }, 10*time.Second, 50*time.Millisecond)
+
+	var acked, sent atomic.Int64
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; ; i++ {
+				sent.Add(1)
+				if pub.Publish("kill", message.NewMessage("", fmt.Appendf(nil, "%d-%d", g, i))) != nil {
+					return
+				}
+				acked.Add(1)
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return acked.Load() >= 500 }, 20*time.Second, time.Millisecond)
+	require.NoError(t, srv.Process.Signal(syscall.SIGKILL))
+	for range 4 {
+		<-done
+	}
+	t.Logf("killed after %d acknowledged publishes (%d sent)", acked.Load(), sent.Load())
+	runNATSServer(t, addr, dir, "u", "p")
+	require.Eventually(t, func() bool { return pub.Ping(t.Context()) == nil }, 10*time.Second, 50*time.Millisecond)
+	stored := streamMsgs(t, "nats://u:p@"+addr, "kill")
+	require.GreaterOrEqual(t, int64(stored), acked.Load(), "no acknowledged message lost")
+	require.LessOrEqual(t, int64(stored), sent.Load())
 }
 
 // The adapter against a separate nats-server process (external mode), as

@@ -57,6 +57,7 @@ func publisher(t testing.TB, cfg nats.Config) *nats.Publisher {
 }
 
 // streamMsgs counts the messages stored in topic's stream.
+// (url may carry credentials: nats://user:pass@host:port).
 func streamMsgs(t *testing.T, url, topic string) uint64 {
 	t.Helper()
 	nc, err := natsgo.Connect(url)
