@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin
 DATA_DIR  ?= data
-SERVICES  := monitor labeler persister ruler tmaflow
+SERVICES  := monitor labeler persister ruler bridge reporter probe tmaflow
 FUZZTIME  ?= 200000x
 BENCH_DURATION ?= 10s
 BENCH_CONCURRENCY ?= 16,64,256
@@ -19,18 +19,26 @@ build:
 	  (cd services/$$s && $(GO) build -o ../../$(BIN)/$$s .) || exit 1; \
 	done
 
-# The all-in-one on the embedded Kafka broker (127.0.0.1:9092): monitor on
-# 127.0.0.1:8080, query API on 127.0.0.1:9090, ruler on 127.0.0.1:9094;
-# demo probe credentials from examples/registry.yaml (probes that send no
-# credentials, as the TMA demo probes, land in tenant demo: loopback only),
-# rules from examples/rules/<tenant>/. Alerts go to topic-alerts, and to Alertmanager
-# with ALERTMANAGER_URL=http://127.0.0.1:9093.
+# The all-in-one on the embedded Kafka broker (127.0.0.1:9092; BUS=nats for
+# the embedded NATS JetStream instead): monitor on 127.0.0.1:8080, query
+# API on 127.0.0.1:9090, ruler on 127.0.0.1:9094, MQTT broker on
+# 127.0.0.1:1883 (bridge ops on 127.0.0.1:8083), report pages on
+# http://127.0.0.1:9095/reports; demo probe credentials from
+# examples/registry.yaml (probes that send no credentials, as the TMA demo
+# probes, land in tenant demo: loopback only), rules from
+# examples/rules/<tenant>/, the MQTT mapping from examples/mqtt/mapping.yaml,
+# reports from examples/reports/<tenant>/. Alerts go to topic-alerts, to
+# MQTT subscribers, and to Alertmanager with
+# ALERTMANAGER_URL=http://127.0.0.1:9093.
 ALERTMANAGER_URL ?=
+BUS ?= kafka
 run: build
-	$(BIN)/tmaflow -target=all -data-dir=$(DATA_DIR) \
+	$(BIN)/tmaflow -target=all -bus=$(BUS) -data-dir=$(DATA_DIR) \
 	  -registry=examples/registry.yaml \
 	  -monitor.auth.anonymous-tenant=demo \
 	  -ruler.rules.dir=examples/rules \
+	  -bridge.mapping=examples/mqtt/mapping.yaml \
+	  -reporter.reports.dir=examples/reports \
 	  $(if $(ALERTMANAGER_URL),-ruler.alertmanager.url=$(ALERTMANAGER_URL))
 
 test: fmt-check vet modules-check
@@ -55,13 +63,19 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Short coverage-guided runs of the decoders' fuzz targets (TMA JSON,
-# remote write, Prometheus text), counted in
+# remote write, Prometheus text, report files, the probe's queue segments,
+# MQTT payloads, Avro sample batches, NATS headers), counted in
 # executions (a -fuzztime in seconds trips golang/go#75804 now and then);
 # the seed corpus in pkg/tma/testdata/fuzz runs in every `go test`.
 fuzz:
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./tma
 	cd services/monitor && $(GO) test -run='^$$' -fuzz=FuzzDecodeRemoteWrite -fuzztime=$(FUZZTIME) ./monitor
 	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzParseText -fuzztime=$(FUZZTIME) ./ingest
+	cd services/reporter && $(GO) test -run='^$$' -fuzz=FuzzParseFile -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./reporter
+	cd services/probe && $(GO) test -run='^$$' -fuzz=FuzzScan -fuzztime=$(FUZZTIME) ./internal/queue
+	cd services/bridge && $(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bridge
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./samples
+	cd pkg && $(GO) test -run='^$$' -fuzz=FuzzFromNATS -fuzztime=$(FUZZTIME) ./bus/nats
 
 # Load against tmaflow (embedded broker, auth on) and, at the same
 # concurrencies, against a no-op handler (the floor); then p99 at half the
@@ -146,7 +160,7 @@ probe-cross:
 	  os=$${p%%/*}; rest=$${p#*/}; arch=$${rest%%/*}; arm=$${rest#*/v}; \
 	  out=$(BIN)/probe-$$os-$$arch$$( [ "$$arch" = arm ] && echo v$$arm ); \
 	  echo "go build $$out"; \
-	  (cd services/probe && CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $$( [ "$$arch" = arm ] && echo GOARM=$$arm ) \
+	  (cd services/probe && env CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $$( [ "$$arch" = arm ] && echo GOARM=$$arm ) \
 	    GOWORK=off $(GO) build -trimpath -ldflags='-s -w' -o ../../$$out .) || exit 1; \
 	done
 

@@ -138,7 +138,10 @@ func fromNATS(h nats.Header, data []byte, uuid string) (msg *message.Message, er
 		case name == HeaderKey:
 			key, hasKey = value(name, vs), true
 		case name == HeaderUUID:
-			uuid = value(name, vs)
+			// An empty one is as good as none: the stable fallback stays.
+			if v := value(name, vs); v != "" {
+				uuid = v
+			}
 		case strings.HasPrefix(name, "Nats-"), name == bus.MetadataKey:
 			// The server's (Nats-Msg-Id, Nats-Pin-Id…), not the record's;
 			// the key comes from HeaderKey only.
