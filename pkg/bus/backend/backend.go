@@ -145,10 +145,12 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (_ *Bus, e
 		if cfg.Embedded() {
 			scfg := cfg.NATSServer
 			scfg.StoreDir = cfg.natsStoreDir()
-			if b.natsServer, err = natsbus.StartServer(scfg, logger.With("component", "nats-server")); err != nil {
+			srvLog := logger.With("component", "nats-server")
+			if b.natsServer, err = natsbus.StartServer(scfg, srvLog); err != nil {
 				return nil, err
 			}
 			b.nats.URL = b.natsServer.URL()
+			srvLog.Info("nats server started", "url", b.nats.URL, "store_dir", scfg.StoreDir, "sync_interval", scfg.SyncInterval)
 		}
 		if b.publisher, err = natsbus.NewPublisher(b.nats, logger.With("component", "publisher"), reg); err != nil {
 			return nil, err
@@ -211,6 +213,10 @@ func (b *Bus) Brokers() []string {
 
 // Kind is the bus's kind (-bus).
 func (b *Bus) Kind() string { return b.kind }
+
+// Embedded reports whether the bus runs on a broker or server this
+// process started: the embedded Kafka broker, or the embedded NATS server.
+func (b *Bus) Embedded() bool { return b.broker != nil || b.natsServer != nil }
 
 // Broker is the embedded Kafka broker, nil with an external one or on
 // NATS. Its actor belongs in the process's run group. The embedded NATS

@@ -87,6 +87,7 @@ func roundTrip(t *testing.T, c Config) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()
 	require.Equal(t, c.Kind, b.Kind())
+	require.True(t, b.Embedded(), "the process runs the bus")
 	if c.Kind == KindKafka {
 		require.NotNil(t, b.Broker())
 		require.Equal(t, b.Broker().Addrs(), b.Brokers())

@@ -100,7 +100,10 @@ func New(cfg Config, opts Options) (_ *App, err error) {
 	if b := a.bus.Broker(); b != nil {
 		a.runner.Add(b.Execute, b.Interrupt)
 	}
-	logger.Info("tmaflow configured", "targets", a.runner.Services(), "bus", cfg.Bus.Kind, "brokers", a.bus.Brokers(), "embedded_broker", a.bus.Broker() != nil)
+	// embedded: the bus runs in this process (the embedded Kafka broker,
+	// or the embedded NATS server with -bus=nats); brokers are its
+	// bootstrap addresses (NATS: server URLs).
+	logger.Info("tmaflow configured", "targets", a.runner.Services(), "bus", a.bus.Kind(), "embedded", a.bus.Embedded(), "brokers", a.bus.Brokers())
 	return a, nil
 }
 

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -187,6 +189,53 @@ func TestExternalKafkaDown(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	a.Shutdown()
 	require.NoError(t, <-done)
+}
+
+// TestStartupLogNamesTheBus checks that the startup line says which bus
+// runs and whether this process runs it (the embedded Kafka broker or
+// NATS server) or an external one does.
+func TestStartupLogNamesTheBus(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		wantBus      string
+		wantEmbedded bool
+	}{
+		{name: "embedded kafka", wantBus: "kafka", wantEmbedded: true},
+		{name: "external kafka", args: []string{"-kafka.brokers=" + dead}, wantBus: "kafka"},
+		{name: "embedded nats", args: []string{"-bus=nats", "-nats.listen-address=127.0.0.1:0"}, wantBus: "nats", wantEmbedded: true},
+		{name: "external nats", args: []string{"-bus=nats", "-nats.url=nats://" + dead}, wantBus: "nats"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			args := append([]string{
+				"-data-dir=" + t.TempDir(), "-target=monitor",
+				"-broker.listen-address=127.0.0.1:0", "-monitor.listen-address=127.0.0.1:0",
+				"-registry=" + exampleRegistry, "-monitor.auth.disabled",
+			}, tc.args...)
+			a, err := New(parse(t, args...), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			require.NoError(t, err)
+			require.NoError(t, a.close())
+			var line map[string]any
+			for l := range strings.SplitSeq(logs.String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "tmaflow configured" {
+					line = rec
+				}
+			}
+			require.NotNil(t, line, logs.String())
+			require.Equal(t, tc.wantBus, line["bus"])
+			require.Equal(t, tc.wantEmbedded, line["embedded"])
+			require.NotEmpty(t, line["brokers"])
+			if tc.wantBus == "nats" && tc.wantEmbedded {
+				require.Contains(t, logs.String(), `"msg":"nats server started"`)
+			}
+		})
+	}
 }
 
 func TestDebugServer(t *testing.T) {
