@@ -58,8 +58,12 @@ func parseCompression(name string) (kafka.Compression, error) {
 	return 0, fmt.Errorf("kafka.compression must be one of %s, got %q", strings.Join(Compressions(), ", "), name)
 }
 
-// codec is the configured codec; Validate has checked the name.
+// codec is the configured codec; Validate has checked the name. Zstd
+// batches are encoded by zstdCodec.
 func (c Config) codec() kafka.Compression {
 	codec, _ := parseCompression(c.Compression)
+	if codec == kafka.Zstd {
+		useZstdCodec()
+	}
 	return codec
 }

@@ -8,10 +8,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
 	"github.com/segmentio/kafka-go/protocol"
 	"github.com/stretchr/testify/require"
 
@@ -198,8 +200,9 @@ func BenchmarkCompression(b *testing.B) {
 			for _, m := range msgs {
 				values += len(m.Value)
 			}
-			for _, codec := range Compressions() {
-				s := newSender(nil, Config{Compression: codec}, nil)
+			for _, codec := range append(Compressions(), zstdLevel3) {
+				s := newSender(nil, Config{Compression: strings.TrimSuffix(codec, "-kafka-go")}, nil)
+				restore := useCodecOf(codec)
 				batch, err := encodeBatch(s, msgs)
 				require.NoError(b, err)
 				report := func(b *testing.B) {
@@ -224,9 +227,25 @@ func BenchmarkCompression(b *testing.B) {
 					}
 					report(b)
 				})
+				restore()
 			}
 		}
 	}
+}
+
+// zstdLevel3 names kafka-go's own zstd codec (level 3, 8 MiB window) in
+// BenchmarkCompression, beside ours.
+const zstdLevel3 = CompressionZstd + "-kafka-go"
+
+// useCodecOf puts kafka-go's zstd codec in its codec table for
+// zstdLevel3 and returns what puts ours back.
+func useCodecOf(name string) (restore func()) {
+	if name != zstdLevel3 {
+		return func() {}
+	}
+	ours := compress.Codecs[compress.Zstd]
+	compress.Codecs[compress.Zstd] = &compress.ZstdCodec
+	return func() { compress.Codecs[compress.Zstd] = ours }
 }
 
 // TestCompressedBatchDecodes checks the benchmark's batches: every codec's
