@@ -35,6 +35,12 @@ type Step struct {
 	// Batch is the bridge's mean MQTT messages per bus batch, PublishMs
 	// its mean wait for the bus's acknowledgement of one.
 	Batch, PublishMs float64
+	// TmaflowCPU and BenchCPU are the cores tmaflow and this process
+	// (the publishers) used while publishing.
+	TmaflowCPU, BenchCPU float64
+	// Profile is tmaflow's CPU profile over the publishing, by service
+	// and by work (nil: not taken).
+	Profile *benchkit.ProfileSummary
 }
 
 // AckedPerSecond is the QoS-1 acknowledgement rate of the step.
@@ -50,7 +56,7 @@ type AlertLatency struct {
 	Fire, Resolve []time.Duration
 }
 
-type addrs struct{ broker, bridge, mqtt, labeler, persister, ruler string }
+type addrs struct{ broker, bridge, mqtt, labeler, persister, ruler, debug string }
 
 type bench struct {
 	cfg    Config
@@ -113,11 +119,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (res Result, err error)
 func (b *bench) printf(format string, args ...any) { _, _ = fmt.Fprintf(b.out, format, args...) }
 
 func (b *bench) startTmaflow(ctx context.Context) error {
-	ports, err := benchkit.FreePorts(6)
+	ports, err := benchkit.FreePorts(7)
 	if err != nil {
 		return err
 	}
-	b.addrs = addrs{broker: ports[0], bridge: ports[1], mqtt: ports[2], labeler: ports[3], persister: ports[4], ruler: ports[5]}
+	b.addrs = addrs{broker: ports[0], bridge: ports[1], mqtt: ports[2], labeler: ports[3], persister: ports[4], ruler: ports[5], debug: ports[6]}
 	abs := func(p string) string {
 		a, err := filepath.Abs(p)
 		if err != nil {
@@ -137,6 +143,7 @@ func (b *bench) startTmaflow(ctx context.Context) error {
 		"-persister.listen-address=" + b.addrs.persister,
 		"-ruler.listen-address=" + b.addrs.ruler,
 		"-ruler.rules.dir=" + abs(b.cfg.RulesDir),
+		"-debug.listen-address=" + b.addrs.debug,
 		"-log.level=warn",
 	}, b.cfg.TmaflowArgs...)
 	if b.tf, err = benchkit.StartProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow.log")); err != nil {
@@ -177,6 +184,14 @@ func (b *bench) step(ctx context.Context, n int) (Step, error) {
 		return Step{}, err
 	}
 	base := sampleBase().UnixMilli()
+	cpu0, err := b.cpu()
+	if err != nil {
+		return Step{}, err
+	}
+	profile := filepath.Join(b.dir, fmt.Sprintf("tmaflow-%d.pprof", n))
+	profileWall := b.cfg.Duration - time.Second
+	profErr := make(chan error, 1)
+	go func() { profErr <- benchkit.FetchProfile(ctx, b.addrs.debug, profileWall, profile) }()
 	start := time.Now()
 	r := s.publish(ctx, b.cfg.Duration, b.cfg.Window,
 		func(i int) string { return fmt.Sprintf("demo/sites/bench/devices/p%d/exposition", i) },
@@ -184,6 +199,20 @@ func (b *bench) step(ctx context.Context, n int) (Step, error) {
 			return fmt.Appendf(nil, "bench_value{step=\"%d\"} %d %d\n", n, seq, base+seq)
 		})
 	st := Step{stepResult: r}
+	cpu1, err := b.cpu()
+	if err != nil {
+		return st, err
+	}
+	st.TmaflowCPU = (cpu1.tmaflow - cpu0.tmaflow).Seconds() / r.Elapsed.Seconds()
+	st.BenchCPU = (cpu1.bench - cpu0.bench).Seconds() / r.Elapsed.Seconds()
+	if err := <-profErr; err != nil {
+		b.printf("profile of %d publishers: %v\n", n, err)
+	} else if p, err := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, profile, profileWall, byService, benchkit.ByWork); err != nil {
+		b.printf("profile summary of %d publishers: %v\n", n, err)
+	} else {
+		p.Run = fmt.Sprintf("%d publishers", n)
+		st.Profile = &p
+	}
 	m1, err := bridgeMetrics()
 	if err != nil {
 		return st, err
@@ -301,8 +330,22 @@ func drain(c chan bool) {
 }
 
 func (b *bench) printStep(s Step) {
-	b.printf("tmaflow  %5d publishers: %8d published, %8d acked (%d failed) in %5.1fs: %9.0f acked msg/s; %8d stored after %5.1fs: %9.0f stored msg/s end to end, lost %d; bridge batches %.1f msgs, bus ack %.2fms\n",
-		s.Publishers, s.Published, s.Acked, s.Failed, s.Elapsed.Seconds(), s.AckedPerSecond(), s.Stored, s.StoredAfter.Seconds(), s.StoredPerSecond(), max(0, s.Acked-s.Stored), s.Batch, s.PublishMs)
+	b.printf("tmaflow  %5d publishers: %8d published, %8d acked (%d failed) in %5.1fs: %9.0f acked msg/s; %8d stored after %5.1fs: %9.0f stored msg/s end to end, lost %d; bridge batches %.1f msgs, bus ack %.2fms; CPU tmaflow %.2f + publishers %.2f cores\n",
+		s.Publishers, s.Published, s.Acked, s.Failed, s.Elapsed.Seconds(), s.AckedPerSecond(), s.Stored, s.StoredAfter.Seconds(), s.StoredPerSecond(), max(0, s.Acked-s.Stored), s.Batch, s.PublishMs, s.TmaflowCPU, s.BenchCPU)
+	if s.Profile != nil {
+		benchkit.PrintProfile(b.out, s.Profile)
+	}
+}
+
+// cpuTimes is the CPU tmaflow and this process have used so far.
+type cpuTimes struct{ tmaflow, bench time.Duration }
+
+func (b *bench) cpu() (cpuTimes, error) {
+	u, err := b.tf.Usage()
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	return cpuTimes{tmaflow: u.CPU, bench: loadgen.ProcessCPU()}, nil
 }
 
 func (b *bench) printAlerts(a *AlertLatency) {
