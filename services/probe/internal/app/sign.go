@@ -32,7 +32,7 @@ func keygenCommand(name string, args []string, _ io.Reader, stdout, _ io.Writer)
 func signCommand(name string, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	keyFile := fs.String("key-file", "", "File holding the base64 ed25519 private key (from keygen).")
+	keyFile := fs.String("key-file", "", "File holding the ed25519 private key: keygen's output as written, or the base64 private key alone.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,9 +43,9 @@ func signCommand(name string, args []string, _ io.Reader, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("read key %s: %w", *keyFile, err)
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(raw)), "private_key:")))
-	if err != nil || len(key) != ed25519.PrivateKeySize {
-		return fmt.Errorf("read key %s: want the base64 of a %d-byte ed25519 private key", *keyFile, ed25519.PrivateKeySize)
+	key, err := parsePrivateKey(raw)
+	if err != nil {
+		return fmt.Errorf("read key %s: %w", *keyFile, err)
 	}
 	body, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
@@ -53,4 +53,37 @@ func signCommand(name string, args []string, _ io.Reader, stdout, stderr io.Writ
 	}
 	_, err = fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(ed25519.Sign(ed25519.PrivateKey(key), body)))
 	return err
+}
+
+// parsePrivateKey reads a signing key file: keygen's output (its
+// private_key: line; the public_key: line is ignored) or the base64
+// private key alone on one line.
+func parsePrivateKey(raw []byte) (ed25519.PrivateKey, error) {
+	var value string
+	var found bool
+	var bare []string
+	for line := range strings.Lines(string(raw)) {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "private_key:"); ok {
+			if found {
+				return nil, errors.New("private_key: given twice")
+			}
+			value, found = strings.Trim(strings.TrimSpace(v), `"'`), true
+			continue
+		}
+		if line != "" && !strings.HasPrefix(line, "public_key:") {
+			bare = append(bare, line)
+		}
+	}
+	if !found {
+		if len(bare) != 1 {
+			return nil, errors.New("no private_key: line: want keygen's output or the base64 private key alone")
+		}
+		value = bare[0]
+	}
+	key, err := base64.StdEncoding.DecodeString(value)
+	if err != nil || len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("want the base64 of a %d-byte ed25519 private key", ed25519.PrivateKeySize)
+	}
+	return ed25519.PrivateKey(key), nil
 }
