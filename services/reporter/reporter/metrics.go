@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant", "report"}),
 		lastSuccess: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tmaflow_reporter_last_success_timestamp_seconds",
-			Help: "Scheduled time of the last successful run of each report.",
+			Help: "When the last successful run of each report ended (scheduled, made up or asked for), by the wall clock.",
 		}, []string{"tenant", "report"}),
 		skipped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tmaflow_reporter_catch_up_skipped_total",

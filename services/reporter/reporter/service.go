@@ -301,7 +301,8 @@ func (s *Service) Run(ctx context.Context, r Report, fire time.Time) (*Document,
 		return nil, err
 	}
 	s.metrics.runs.WithLabelValues(r.Tenant, r.Name, statusSuccess).Inc()
-	s.metrics.lastSuccess.WithLabelValues(r.Tenant, r.Name).Set(float64(fire.Unix()))
+	// When it succeeded, not fire: ?at= may name any period, even a future one.
+	s.metrics.lastSuccess.WithLabelValues(r.Tenant, r.Name).Set(float64(s.now().UnixMilli()) / 1e3)
 	s.logger.Info("report run", "tenant", r.Tenant, "report", r.Name, "scheduled", fire, "id", doc.ID,
 		"period_start", doc.Period.Start, "period_end", doc.Period.End, "duration", time.Since(began))
 	return doc, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,4 +270,40 @@ func TestHTTP(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	_, _, metrics := get("/metrics")
 	require.Contains(t, metrics, `tmaflow_reporter_runs_total{report="daily",status="success",tenant="demo"} 1`)
+}
+
+// TestLastSuccessIsRunTime: the last-success metric is the clock's time
+// when a run succeeded, not its scheduled time, which a run asked for
+// with ?at= may put in the future (hiding staleness) or the past.
+func TestLastSuccessIsRunTime(t *testing.T) {
+	tests := []struct {
+		name string
+		now  time.Time
+		// at is the ?at= of a run asked for over HTTP; zero: a
+		// scheduled run made up by Tick.
+		at time.Time
+	}{
+		{name: "asked for with at in the future", now: day.Add(33*time.Hour + 2*time.Minute), at: day.Add(47*time.Hour + 10*time.Minute)},
+		{name: "asked for with at in the past", now: day.Add(4 * 24 * time.Hour), at: day.Add(24*time.Hour + 5*time.Minute)},
+		{name: "scheduled run made up late", now: day.Add(27 * time.Hour)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.clock.Set(tc.now)
+			if tc.at.IsZero() {
+				require.NoError(t, e.svc.store.SetLastRun("demo", "daily", day.Add(5*time.Minute)))
+				e.svc.Tick(context.Background())
+				require.Len(t, e.pub.records(), 1)
+			} else {
+				mux := http.NewServeMux()
+				e.svc.registerHTTP(mux)
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/reports/demo/daily/run?at="+tc.at.Format(time.RFC3339), nil))
+				require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			}
+			got := testutil.ToFloat64(e.svc.metrics.lastSuccess.WithLabelValues("demo", "daily"))
+			require.InDelta(t, float64(tc.now.Unix()), got, 0, "last success %s, want %s", time.Unix(int64(got), 0).UTC(), tc.now)
+		})
+	}
 }
