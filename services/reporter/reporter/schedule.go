@@ -67,9 +67,9 @@ func (p Period) String() string {
 }
 
 // Of is the span [start, end) covered by the run at t, calendar periods
-// read in loc: the previous day of a run at 00:30 on 31 March in
-// Europe/Berlin is 30 March 00:00+02:00 back to 29 March 00:00+01:00, 23
-// hours across the DST change.
+// read in loc: the previous day of a run at 00:30 on 30 March 2026 in
+// Europe/Berlin is 29 March 00:00+01:00 to 30 March 00:00+02:00, 23
+// hours across the DST change; a run on 31 March covers 30 to 31 March.
 func (p Period) Of(t time.Time, loc *time.Location) (start, end time.Time) {
 	l := t.In(loc)
 	y, m, d := l.Date()

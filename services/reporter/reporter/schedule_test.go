@@ -25,6 +25,7 @@ func TestPeriodOf(t *testing.T) {
 	}{
 		{name: "day utc", period: "day", tz: "UTC", at: "2026-11-02T00:05:00Z", start: "2026-11-01T00:00:00Z", end: "2026-11-02T00:00:00Z", hours: 24},
 		{name: "day berlin spring forward", period: "day", tz: "Europe/Berlin", at: "2026-03-30T00:30:00+02:00", start: "2026-03-29T00:00:00+01:00", end: "2026-03-30T00:00:00+02:00", hours: 23},
+		{name: "day berlin the day after spring forward", period: "day", tz: "Europe/Berlin", at: "2026-03-31T00:30:00+02:00", start: "2026-03-30T00:00:00+02:00", end: "2026-03-31T00:00:00+02:00", hours: 24},
 		{name: "day berlin fall back", period: "day", tz: "Europe/Berlin", at: "2026-10-26T06:00:00+01:00", start: "2026-10-25T00:00:00+02:00", end: "2026-10-26T00:00:00+01:00", hours: 25},
 		{name: "day new york from a utc instant", period: "day", tz: "America/New_York", at: "2026-11-02T03:00:00Z", start: "2026-10-31T00:00:00-04:00", end: "2026-11-01T00:00:00-04:00", hours: 24},
 		{name: "day after leap day", period: "day", tz: "UTC", at: "2028-03-01T01:00:00Z", start: "2028-02-29T00:00:00Z", end: "2028-03-01T00:00:00Z", hours: 24},
