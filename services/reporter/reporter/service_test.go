@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -264,6 +266,18 @@ func TestHTTP(t *testing.T) {
 			require.Contains(t, body, tc.wantContains)
 		})
 	}
+	t.Run("list is camelCase like the document", func(t *testing.T) {
+		_, _, body := get("/api/v1/reports?tenant=demo")
+		var list []map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal([]byte(body), &list))
+		require.Len(t, list, 1)
+		require.ElementsMatch(t, []string{"tenant", "report", "base", "title", "id", "start", "end", "files"}, slices.Collect(maps.Keys(list[0])))
+		for key, want := range map[string]any{"tenant": "demo", "report": "daily", "id": doc.ID, "base": Base(&doc), "start": doc.Period.Start} {
+			wantJSON, err := json.Marshal(want)
+			require.NoError(t, err)
+			require.JSONEq(t, string(wantJSON), string(list[0][key]), key)
+		}
+	})
 	code, _ = post("/api/v1/reports/demo/nope/run")
 	require.Equal(t, http.StatusNotFound, code)
 	code, _ = post("/api/v1/reports/demo/daily/run?at=yesterday")

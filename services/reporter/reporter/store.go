@@ -87,11 +87,19 @@ func writeAtomic(path string, data []byte) (err error) {
 	return nil
 }
 
-// Entry is a stored report as listed.
+// Entry is a stored report as listed (GET /api/v1/reports), its JSON
+// names camelCase like the document's.
 type Entry struct {
-	Tenant, Report, Base, Title, ID string
-	Start, End                      time.Time
-	Files                           []string
+	Tenant string `json:"tenant"`
+	Report string `json:"report"`
+	// Base is the file name stem of the report's period.
+	Base  string `json:"base"`
+	Title string `json:"title"`
+	ID    string `json:"id"`
+	// Start and End are the period's.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Files []string  `json:"files"`
 }
 
 // List returns the stored reports of tenant (every tenant when empty),
