@@ -40,11 +40,11 @@ func Main(ctx context.Context, m *Module, args []string, stdin io.Reader, stdout
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if m.Resolve != nil {
-		m.Resolve(Process{ConsumerGroup: busCfg.Kafka.ConsumerGroup})
+		m.Resolve(Process{ConsumerGroup: busCfg.ConsumerGroup()})
 	}
 	errs := []error{m.Validate(), rtCfg.Validate(), busCfg.Validate()}
-	if m.ConsumerGroupFlagUnused != "" && busCfg.Kafka.ConsumerGroup != "" {
-		errs = append(errs, fmt.Errorf("kafka.consumer-group is not used by the %s: %s", m.Name, m.ConsumerGroupFlagUnused))
+	if m.ConsumerGroupFlagUnused != "" && busCfg.ConsumerGroup() != "" {
+		errs = append(errs, fmt.Errorf("%s is not used by the %s: %s", busCfg.ConsumerGroupFlag(), m.Name, m.ConsumerGroupFlagUnused))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -60,6 +60,7 @@ func Main(ctx context.Context, m *Module, args []string, stdin io.Reader, stdout
 	if err != nil {
 		return err
 	}
+	logger.Info("service configured", "service", m.Name, "bus", b.Kind(), "brokers", b.Brokers())
 	r, err := NewRunner(b, []*Module{m}, Options{Logger: logger, Registry: reg, Signals: true})
 	if err != nil {
 		return errors.Join(err, b.Close())

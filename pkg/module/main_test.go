@@ -87,6 +87,8 @@ func TestMainFlagsAndErrors(t *testing.T) {
 		{name: "module flag from environment", args: []string{"-kafka.brokers=127.0.0.1:1"}, env: map[string]string{"TMAFLOW_GREETING": ""}, wantErr: "greeting must not be empty"},
 		{name: "errors joined", args: []string{"-greeting=", "-runtime.gc-percent=-2"}, wantErr: "greeting must not be empty\nruntime.gc-percent must be >= -1, got -2\nkafka.brokers"},
 		{name: "kafka group reaches the module", args: []string{"-kafka.brokers=127.0.0.1:1", "-kafka.consumer-group=odd"}, wantErr: "the group reached the module"},
+		{name: "nats group reaches the module", args: []string{"-bus=nats", "-nats.url=nats://127.0.0.1:1", "-nats.consumer-group=odd"}, wantErr: "the group reached the module"},
+		{name: "nats group refused where unused", module: func(m *Module) { m.ConsumerGroupFlagUnused = "it reads every partition" }, args: []string{"-bus=nats", "-nats.url=nats://127.0.0.1:1", "-nats.consumer-group=g"}, wantErr: "nats.consumer-group is not used by the echo: it reads every partition"},
 		{name: "kafka group refused where unused", module: func(m *Module) { m.ConsumerGroupFlagUnused = "it reads every partition" }, args: []string{"-kafka.brokers=127.0.0.1:1", "-kafka.consumer-group=g"}, wantErr: "kafka.consumer-group is not used by the echo: it reads every partition"},
 		{name: "unexpected arguments", args: []string{"-kafka.brokers=127.0.0.1:1", "extra"}, wantErr: `unexpected arguments ["extra"]`},
 		{name: "prefixed flag is not the binary's", args: []string{"-echo.greeting=x"}, wantErr: "flag provided but not defined: -echo.greeting"},

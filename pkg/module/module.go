@@ -47,7 +47,8 @@ type Module struct {
 	// in, so a process running several services can refuse two that would
 	// share one. Nil: none.
 	ConsumerGroups func() []string
-	// ConsumerGroupFlagUnused, when set, says why -kafka.consumer-group
+	// ConsumerGroupFlagUnused, when set, says why the bus's group flag
+	// (-kafka.consumer-group, -nats.consumer-group)
 	// cannot apply to the service: its binary refuses the flag with it.
 	ConsumerGroupFlagUnused string
 	// RegistryFile is the registry file the service was given on its own
@@ -75,7 +76,8 @@ type Process struct {
 	// RegistryFile is the all-in-one's -registry: the default registry
 	// file of every service ("" in a service's own binary).
 	RegistryFile string
-	// ConsumerGroup is -kafka.consumer-group of a service's own binary
+	// ConsumerGroup is the chosen bus's -kafka.consumer-group or
+	// -nats.consumer-group of a service's own binary
 	// ("" in the all-in-one, where each service names its groups).
 	ConsumerGroup string
 }

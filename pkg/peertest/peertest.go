@@ -1,5 +1,5 @@
 // Package peertest runs the real peers that integration tests talk to —
-// Debian's prometheus-alertmanager, promtool, kcat — and a webhook that
+// Debian's prometheus-alertmanager, promtool, kcat, nats-server — and a webhook that
 // records what Alertmanager notifies. A missing binary skips the test,
 // except in CI (CI=true), where .ci/run installs every peer and a missing
 // one fails.
@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -187,5 +188,84 @@ receivers:
 			t.Fatalf("alertmanager at %s not ready: %v", url, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// NATSServer runs Debian's nats-server with JetStream storing in dir,
+// listening on addr (host:port), with extra arguments (--user u --pass
+// p), until the test ends (SIGTERM), and waits until it accepts
+// connections. It returns the process so that a test can kill it; a
+// failed test logs the server's output.
+func NATSServer(t testing.TB, addr, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	bin := Binary(t, "nats-server")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("nats-server address %q: %v", addr, err)
+	}
+	cmd := exec.Command(bin, append([]string{"-a", host, "-p", port, "-js", "-sd", dir}, args...)...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nats-server: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // already gone: Wait says so
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nats-server output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nats-server did not listen on %s: %v\n%s", addr, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a buffer written by a process and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
+
+// AwaitReady waits until url (a /-/ready endpoint) answers 200, polling
+// every 50ms, and fails the test after timeout.
+func AwaitReady(t testing.TB, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %s: %v", url, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

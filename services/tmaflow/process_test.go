@@ -3,18 +3,21 @@ package main_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tmaflow/tmaflow/pkg/module"
 	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/services/tmaflow/app"
 )
@@ -23,44 +26,102 @@ import (
 // process tests exercise the real signal handling without a go build.
 const envMain = "TMAFLOW_TEST_RUN_MAIN"
 
+// envService makes the test binary run one service's own binary instead
+// (module.Exit of the service's module: its flags unprefixed, the bus
+// external), as services/<name>'s main does.
+const envService = "TMAFLOW_TEST_RUN_SERVICE"
+
+// serviceNames are the services of the all-in-one's table, each also a
+// binary of its own.
+func serviceNames() []string {
+	var out []string
+	for _, m := range app.Modules() {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(envMain) == "1" {
 		os.Exit(app.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	if name := os.Getenv(envService); name != "" {
+		for _, m := range app.Modules() {
+			if m.Name == name {
+				module.Exit(m)
+			}
+		}
+		_, _ = fmt.Fprintf(os.Stderr, "no service %q\n", name)
+		os.Exit(2)
 	}
 	os.Exit(m.Run())
 }
 
 type process struct {
 	cmd  *exec.Cmd
-	logs chan map[string]any
-	seen []map[string]any // records read so far, so waits need not follow log order
 	done chan error
+
+	mu   sync.Mutex
+	recs []map[string]any // every log record so far, so waits need not follow log order
+	more chan struct{}    // closed at the next record or at the end of the output
+	eof  bool
 }
 
+// startProcess runs the tmaflow command (the all-in-one) with args.
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startCommand(t, envMain+"=1", args...)
+}
+
+// startService runs the service binary name (monitor, labeler, …) with
+// args.
+func startService(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	require.Contains(t, serviceNames(), name)
+	return startCommand(t, envService+"="+name, args...)
+}
+
+// startCommand runs the test binary as a command, env selecting which,
+// logging JSON. Its log is read as it comes, however long it runs.
+func startCommand(t *testing.T, env string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-log.format=json"}, args...)...)
-	cmd.Env = append(os.Environ(), envMain+"=1")
+	cmd.Env = append(os.Environ(), env)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	p := &process{cmd: cmd, logs: make(chan map[string]any, 1000), done: make(chan error, 1)}
+	p := &process{cmd: cmd, more: make(chan struct{}), done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 		for sc.Scan() {
 			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil {
-				p.logs <- rec
-			} else {
+			if json.Unmarshal(sc.Bytes(), &rec) != nil {
 				t.Logf("tmaflow: %s", sc.Text())
+				continue
 			}
+			p.mu.Lock()
+			p.recs = append(p.recs, rec)
+			close(p.more)
+			p.more = make(chan struct{})
+			p.mu.Unlock()
 		}
-		close(p.logs)
+		p.mu.Lock()
+		p.eof = true
+		close(p.more)
+		p.mu.Unlock()
 		p.done <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill() // the test failed before stopping it
+		select {
+		case err := <-p.done:
+			p.done <- err
+		default: // the test failed before stopping it
+			_ = cmd.Process.Kill()
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+			}
 		}
 	})
 	return p
@@ -71,35 +132,40 @@ func startProcess(t *testing.T, args ...string) *process {
 // in either order), failing on a timeout.
 func (p *process) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
-	for _, rec := range p.seen {
-		if rec["msg"] == msg {
-			return rec
-		}
-	}
+	return p.waitRecord(t, msg, func(map[string]any) bool { return true })
+}
+
+// waitRecord returns the first log record with msg that match accepts.
+func (p *process) waitRecord(t *testing.T, msg string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
-		select {
-		case rec, ok := <-p.logs:
-			require.True(t, ok, "tmaflow exited before logging %q", msg)
-			p.seen = append(p.seen, rec)
-			if rec["msg"] == msg {
+		p.mu.Lock()
+		for _, rec := range p.recs {
+			if rec["msg"] == msg && match(rec) {
+				p.mu.Unlock()
 				return rec
 			}
+		}
+		eof, more := p.eof, p.more
+		p.mu.Unlock()
+		require.False(t, eof, "the process exited before logging %q", msg)
+		select {
+		case <-more:
 		case <-timeout:
-			t.Fatalf("no %q in tmaflow's log", msg)
+			t.Fatalf("no %q in the process's log", msg)
 		}
 	}
 }
 
 func (p *process) wait(t *testing.T) error {
 	t.Helper()
-	for range p.logs { // drain so the reader can finish
-	}
 	select {
 	case err := <-p.done:
+		p.done <- err // a second wait gets it too
 		return err
 	case <-time.After(30 * time.Second):
-		t.Fatal("tmaflow did not exit")
+		t.Fatal("the process did not exit")
 		return nil
 	}
 }

@@ -99,7 +99,37 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("bus %q: want one of %s", c.Kind, strings.Join(Kinds(), ", "))
 	}
+	if other, set := c.otherConsumerGroup(); set {
+		errs = append(errs, fmt.Errorf("%s is not used with -bus=%s: set %s", other, c.Kind, c.ConsumerGroupFlag()))
+	}
 	return errors.Join(errs...)
+}
+
+// ConsumerGroup is the consumer group flag of the chosen bus
+// (-kafka.consumer-group or -nats.consumer-group): in a service's own
+// binary it overrides the service's group.
+func (c *Config) ConsumerGroup() string {
+	if c.Kind == KindNATS {
+		return c.NATS.ConsumerGroup
+	}
+	return c.Kafka.ConsumerGroup
+}
+
+// ConsumerGroupFlag names the flag ConsumerGroup reads.
+func (c *Config) ConsumerGroupFlag() string {
+	if c.Kind == KindNATS {
+		return "nats.consumer-group"
+	}
+	return "kafka.consumer-group"
+}
+
+// otherConsumerGroup is the group flag of the bus not chosen, when set:
+// it would be ignored.
+func (c *Config) otherConsumerGroup() (flag string, set bool) {
+	if c.Kind == KindNATS {
+		return "kafka.consumer-group", c.Kafka.ConsumerGroup != ""
+	}
+	return "nats.consumer-group", c.NATS.ConsumerGroup != ""
 }
 
 // natsStoreDir is where the embedded NATS server keeps JetStream: the

@@ -30,6 +30,15 @@ func parse(t *testing.T, embeddable bool, args ...string) Config {
 	return c
 }
 
+func TestConsumerGroupOfTheChosenBus(t *testing.T) {
+	c := parse(t, false, "-kafka.brokers=k:9092", "-kafka.consumer-group=kg")
+	require.Equal(t, "kg", c.ConsumerGroup())
+	require.Equal(t, "kafka.consumer-group", c.ConsumerGroupFlag())
+	c = parse(t, false, "-bus=nats", "-nats.url=nats://n:4222", "-nats.consumer-group=ng")
+	require.Equal(t, "ng", c.ConsumerGroup())
+	require.Equal(t, "nats.consumer-group", c.ConsumerGroupFlag())
+}
+
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -47,6 +56,8 @@ func TestValidate(t *testing.T) {
 		{name: "and ignored with an external server", embeddable: true, args: []string{"-bus=nats", "-nats.sync-interval=sometimes", "-nats.url=nats://n:4222"}},
 		{name: "nats client config checked", args: []string{"-bus=nats", "-nats.url=nats://n:4222", "-nats.user=u", "-nats.token=t"}, wantErr: "at most one of"},
 		{name: "kafka brokers do not embed nats", embeddable: true, args: []string{"-bus=nats", "-kafka.brokers=k:9092"}, wantEmbedded: true},
+		{name: "the kafka group flag is not for nats", args: []string{"-bus=nats", "-nats.url=nats://n:4222", "-kafka.consumer-group=g"}, wantErr: "kafka.consumer-group is not used with -bus=nats: set nats.consumer-group"},
+		{name: "the nats group flag is not for kafka", args: []string{"-kafka.brokers=k:9092", "-nats.consumer-group=g"}, wantErr: "nats.consumer-group is not used with -bus=kafka: set kafka.consumer-group"},
 		{name: "a service's binary needs brokers", wantErr: "kafka.brokers: at least one broker is required"},
 		{name: "the all-in-one embeds one", embeddable: true, wantEmbedded: true},
 		{name: "embedded broker config checked", embeddable: true, args: []string{"-broker.partitions=0"}, wantErr: "broker.partitions", wantEmbedded: true},

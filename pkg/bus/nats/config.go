@@ -88,6 +88,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.DuplicateWindow, "nats.duplicate-window", 2*time.Minute, "How long a stream remembers message ids (Nats-Msg-Id): a publish retried within it is stored once.")
 	f.DurationVar(&c.PublishTimeout, "nats.publish-timeout", 30*time.Second, "Bound on Publish when the message context has no deadline.")
 	f.IntVar(&c.MaxPending, "nats.max-pending", 4096, "Publishes awaiting the stream's acknowledgement before Publish waits.")
+	f.StringVar(&c.ConsumerGroup, "nats.consumer-group", "", "Consumer group of a service's own binary (its durable consumers are <group>_p<n>), overriding the service's own group flag; empty: the service's. Not used by tmaflow, where each service names its groups.")
 	f.DurationVar(&c.RequestTimeout, "nats.request-timeout", 10*time.Second, "Timeout of JetStream API requests (stream and consumer creation, lag).")
 	f.DurationVar(&c.AckWait, "nats.ack-wait", 30*time.Second, "How long the server waits for a delivered message's acknowledgement before it delivers it again; handlers still at work keep it alive. After a crash unacknowledged messages come again after it.")
 	f.DurationVar(&c.PinnedTTL, "nats.pinned-ttl", 10*time.Second, "A partition's consumer is pinned to one subscriber of the group (per-key order); a silent subscriber loses it after this.")

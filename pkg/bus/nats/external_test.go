@@ -3,9 +3,7 @@ package nats_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -33,28 +31,7 @@ func startNATSServer(t *testing.T, user, pass string) string {
 // ends, and returns its process.
 func runNATSServer(t *testing.T, addr, dir, user, pass string) *exec.Cmd {
 	t.Helper()
-	bin := peertest.Binary(t, "nats-server")
-	host, port, err := net.SplitHostPort(addr)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, "-a", host, "-p", port, "-js", "-sd", dir, "--user", user, "--pass", pass)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("nats-server output:\n%s", out.String())
-		}
-	})
-	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "nats-server did not listen")
-	return cmd
+	return peertest.NATSServer(t, addr, dir, "--user", user, "--pass", pass)
 }
 
 // TestExternalNATSServerKill9 kills nats-server with SIGKILL while

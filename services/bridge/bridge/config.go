@@ -105,7 +105,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.DurationVar(&c.External.StallTimeout, "external.stall-timeout", 0, "Resubscribe when connected subscriptions deliver nothing for this long (0: never).")
 	f.DurationVar(&c.External.ConnectTimeout, "external.connect-timeout", 10*time.Second, "Timeout of one connection attempt to the external broker.")
 	f.StringVar(&c.Alerts.Topic, "alerts.topic", DefaultAlertTopic, "MQTT topic of an alert: {tenant} and {<label>} are replaced (empty: alerts are not sent over MQTT).")
-	f.StringVar(&c.Alerts.ConsumerGroup, "alerts.consumer-group", DefaultAlertsGroup, "Kafka consumer group of topic-alerts.")
+	f.StringVar(&c.Alerts.ConsumerGroup, "alerts.consumer-group", DefaultAlertsGroup, "Consumer group (Kafka or NATS) of topic-alerts.")
 	f.IntVar(&c.MaxInflight, "max-inflight", 4096, "MQTT messages waiting for the bus at once; more wait unacknowledged.")
 	f.IntVar(&c.MaxBatch, "max-batch", 1024, "Most MQTT messages published to the bus in one batch.")
 	f.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "Longest wait for the bus to acknowledge a batch before it is retried.")

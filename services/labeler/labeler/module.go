@@ -23,7 +23,7 @@ func Module() *module.Module {
 		RegisterFlags: func(f service.FlagSet) {
 			// Offsets are committed only in a group: without one a
 			// restart would relabel everything from the start again.
-			f.StringVar(&group, "consumer-group", DefaultConsumerGroup, "Kafka consumer group of the labeler (topic-monitor, topic-samples); -kafka.consumer-group, where set, wins.")
+			f.StringVar(&group, "consumer-group", DefaultConsumerGroup, "Consumer group of the labeler (topic-monitor, topic-samples); -kafka.consumer-group (-nats.consumer-group with -bus=nats), where set, wins.")
 			cfg.RegisterFlags(f)
 		},
 		Resolve: func(p module.Process) {

@@ -113,7 +113,7 @@ const (
 func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.StringVar(&c.ListenAddress, "listen-address", "127.0.0.1:9090", "Address of the Prometheus query API (/api/v1/...), /metrics, /-/healthy and /-/ready.")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "Longest wait for in-flight queries on shutdown.")
-	f.StringVar(&c.ConsumerGroup, "consumer-group", DefaultConsumerGroup, "Kafka consumer group of the TSDB consumer of topic-metrics.")
+	f.StringVar(&c.ConsumerGroup, "consumer-group", DefaultConsumerGroup, "Consumer group (Kafka or NATS) of the TSDB consumer of topic-metrics.")
 
 	f.StringVar(&c.TSDB.Path, "tsdb.path", "data/persister", "Directory of the TSDB (blocks and WAL).")
 	f.DurationVar(&c.TSDB.Retention, "tsdb.retention", 15*24*time.Hour, "How long samples are kept.")
@@ -131,7 +131,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.StringVar(&c.API.DefaultTenant, "api.default-tenant", "", "Tenant of API requests with neither tenant header nor credentials (single-tenant setups); empty: such requests get 401.")
 
 	f.Var(&c.RemoteWrite.URLs, "remote-write.url", "Prometheus remote-write endpoint to forward topic-metrics to (repeatable or comma-separated); none: off.")
-	f.StringVar(&c.RemoteWrite.ConsumerGroup, "remote-write.consumer-group", DefaultRemoteWriteConsumerGroup, "Kafka consumer group of the remote-write consumer of topic-metrics.")
+	f.StringVar(&c.RemoteWrite.ConsumerGroup, "remote-write.consumer-group", DefaultRemoteWriteConsumerGroup, "Consumer group (Kafka or NATS) of the remote-write consumer of topic-metrics.")
 	f.DurationVar(&c.RemoteWrite.Timeout, "remote-write.timeout", 30*time.Second, "Timeout of one remote-write request.")
 	f.DurationVar(&c.RemoteWrite.MinBackoff, "remote-write.min-backoff", 100*time.Millisecond, "First wait before retrying a request answered 5xx or 429 (or failed); doubled each time.")
 	f.DurationVar(&c.RemoteWrite.MaxBackoff, "remote-write.max-backoff", 30*time.Second, "Longest wait between retries (a longer Retry-After of the endpoint is honoured, up to 10m).")

@@ -54,7 +54,7 @@ type dataDirFlag struct {
 
 // RegisterFlags registers every flag of tmaflow on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	c.Modules = modules()
+	c.Modules = Modules()
 	c.Targets = service.StringList{TargetAll}
 	fs.Var(&c.Targets, "target", "Comma-separated services to run: all, or any of "+strings.Join(c.names(), ", ")+".")
 	fs.StringVar(&c.DataDir, "data-dir", "data", "Directory of all state: the embedded broker's logs in <data-dir>/kafka, the persister's TSDB in <data-dir>/tsdb, the ruler's scratch files in <data-dir>/ruler.")

@@ -74,7 +74,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // command is the subcommand of that name of any module in the table, nil
 // if none has it.
 func command(name string) module.Command {
-	for _, m := range modules() {
+	for _, m := range Modules() {
 		if c, ok := m.Commands[name]; ok {
 			return c
 		}

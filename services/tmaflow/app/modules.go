@@ -10,9 +10,9 @@ import (
 	"github.com/tmaflow/tmaflow/services/ruler/ruler"
 )
 
-// modules is the table of every service the all-in-one can run, in start
+// Modules is the table of every service the all-in-one can run, in start
 // order: a new service is one more line here (and its package's Module).
-func modules() []*module.Module {
+func Modules() []*module.Module {
 	return []*module.Module{
 		monitor.Module(),
 		bridge.Module(),
