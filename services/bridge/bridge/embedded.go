@@ -70,8 +70,9 @@ func newEmbedded(cfg Config, pipe *pipeline, v verifier, alerts *topicTemplate, 
 		srv: mqtt.New(&mqtt.Options{
 			Capabilities: caps,
 			InlineClient: true,
-			// mochi logs every connection at info.
-			Logger: slog.New(minLevel{logger.Handler(), slog.LevelWarn}),
+			// mochi logs every connection at info, and refusals (which
+			// the hooks log) without a message or with the packet.
+			Logger: slog.New(mochiLog{logger.Handler(), slog.LevelWarn}),
 		}),
 		pipe:     pipe,
 		verifier: v,
@@ -178,7 +179,8 @@ func (e *embedded) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		p, ok := e.verifier.Verify(string(pk.Connect.Username), string(pk.Connect.Password))
 		if !ok {
 			e.metrics.refused.WithLabelValues("connect").Inc()
-			e.logger.Debug("mqtt login refused", "remote", cl.Net.Remote, "username", string(pk.Connect.Username))
+			e.logger.Warn("mqtt client refused", "client", cl.ID, "username", string(pk.Connect.Username),
+				"remote", cl.Net.Remote, "reason", "bad username or password")
 			return false
 		}
 		c = client{tenant: p.Tenant, probeID: p.ID}
@@ -217,37 +219,53 @@ func (e *embedded) client(cl *mqtt.Client) (client, bool) {
 
 // OnACLCheck lets a client publish only under its tenant's prefix and
 // subscribe only under its tenant's prefix or alert topics.
+//
+// A refused publish is logged at warn, once: mochi's own lines about it
+// are dropped (mochiLog). Refused subscriptions and deliveries (read
+// checks) are logged at debug.
 func (e *embedded) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	ok := e.allowed(cl, topic, write)
-	if !ok {
-		op := "subscribe"
-		if write {
-			op = "publish"
-		}
-		e.metrics.refused.WithLabelValues(op).Inc()
-		e.logger.Debug("mqtt acl refused", "client", cl.ID, "topic", topic, "operation", op)
+	reason := e.refusal(cl, topic, write)
+	if reason == "" {
+		return true
 	}
-	return ok
+	op, level, msg := "subscribe", slog.LevelDebug, "mqtt subscribe refused"
+	if write {
+		op, level, msg = "publish", slog.LevelWarn, "mqtt publish refused"
+	}
+	e.metrics.refused.WithLabelValues(op).Inc()
+	e.logger.Log(context.Background(), level, msg, "client", cl.ID, "username", string(cl.Properties.Username),
+		"topic", topic, "reason", reason)
+	return false
 }
 
-func (e *embedded) allowed(cl *mqtt.Client, topic string, write bool) bool {
+// refusal says why cl may not publish (write) or read topic; "" if it may.
+func (e *embedded) refusal(cl *mqtt.Client, topic string, write bool) string {
 	if cl.Net.Inline {
-		return true
+		return ""
 	}
 	c, ok := e.client(cl)
 	if !ok {
-		return false
+		return "username names no probe"
 	}
 	m := e.pipe.mapping.Load()
 	if e.verifier == nil {
 		// Without authentication every tenant's routes are open.
-		return !write || m.tenantOf(topic) != ""
+		if write && m.tenantOf(topic) == "" {
+			return "topic under no tenant's prefix"
+		}
+		return ""
 	}
 	t := m.Tenants[c.tenant]
 	if t != nil && strings.HasPrefix(topic, t.Prefix) {
-		return true
+		return ""
 	}
-	return !write && e.alerts != nil && strings.HasPrefix(topic, e.alerts.prefix(c.tenant))
+	if !write && e.alerts != nil && strings.HasPrefix(topic, e.alerts.prefix(c.tenant)) {
+		return ""
+	}
+	if write {
+		return "topic outside the tenant's prefix"
+	}
+	return "topic outside the tenant's prefix and alert topics"
 }
 
 // OnPublish stores the message before mochi acknowledges it: returning
@@ -274,22 +292,4 @@ func (e *embedded) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
-}
-
-// minLevel drops records below a level.
-type minLevel struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.level && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{h.Handler.WithAttrs(as), h.level}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{h.Handler.WithGroup(name), h.level}
 }

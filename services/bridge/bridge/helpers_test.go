@@ -111,8 +111,16 @@ type running struct {
 // startBridge starts a bridge over bus and stops it at cleanup.
 func startBridge(t *testing.T, cfg Config, bus *fakeBus) *running {
 	t.Helper()
+	return startBridgeWith(t, cfg, bus, Options{})
+}
+
+// startBridgeWith is startBridge with opts (their publisher and registry
+// are bus and a new registry).
+func startBridgeWith(t *testing.T, cfg Config, bus *fakeBus, opts Options) *running {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, Options{Publisher: bus, Registry: reg})
+	opts.Publisher, opts.Registry = bus, reg
+	s, err := New(cfg, opts)
 	require.NoError(t, err)
 	r := &running{Service: s, reg: reg, done: make(chan error, 1)}
 	go func() { r.done <- s.Execute() }()
