@@ -87,18 +87,25 @@ bench-ingest:
 # (embedded broker, auth on) at the highest rate whose consumer lag stays
 # bounded, stored samples/s counted by its TSDB; then the same series
 # remote-written into Debian's Prometheus, in 2,000-sample requests and in
-# requests of the size of tmaflow's POSTs. About five minutes.
+# requests of the size of tmaflow's POSTs. About five minutes per bus.
+# BUS=nats runs tmaflow on its embedded NATS JetStream server instead;
+# BUS=both runs it on each in turn in the same run (same load, request
+# sizes and Prometheus) and prints stored samples/s and CPU/sample side by
+# side. BENCH_ARGS='-- -nats.sync-interval=2m' passes flags to tmaflow.
+BENCH_ARGS ?=
 bench-pipeline:
-	cd tools/bench && $(GO) run ./cmd/tmapipe -duration=$(BENCH_PIPELINE_DURATION)
+	cd tools/bench && $(GO) run ./cmd/tmapipe -bus=$(BUS) -duration=$(BENCH_PIPELINE_DURATION) $(BENCH_ARGS)
 
 # Time from POST /monitor of a value crossing a threshold to the alert at
 # an Alertmanager webhook (and on topic-alerts) for tmaflow, and from the
 # remote write of the same value for Debian's Prometheus at
 # evaluation_interval 1s and 100ms: 1,000 rules, one Alertmanager, a
 # background load of 1,000 messages/s, CPU of each. About ten minutes.
+# BUS=nats runs tmaflow on its embedded NATS JetStream server, BUS=both on
+# each in turn (Prometheus runs once).
 BENCH_ALERT_TRIALS ?= 200
 bench-alert:
-	cd tools/bench && $(GO) run ./cmd/tmaalert -trials=$(BENCH_ALERT_TRIALS)
+	cd tools/bench && $(GO) run ./cmd/tmaalert -bus=$(BUS) -trials=$(BENCH_ALERT_TRIALS) $(BENCH_ARGS)
 
 # Prometheus remote write 1.0 into a tmaflow process (monitor → labeler →
 # persister, embedded broker) and into Debian's Prometheus with

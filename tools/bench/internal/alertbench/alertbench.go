@@ -6,7 +6,8 @@
 // 1,000 rules, the same Alertmanager and the same background load.
 //
 // Every system runs as a child process (tmaflow built from services/tmaflow,
-// on its embedded broker, auth on), so its CPU is its own; the load, the
+// on its embedded broker, or with -bus=nats its embedded NATS JetStream
+// server, auth on), so its CPU is its own; the load, the
 // trials, the webhook receiver and the topic-alerts reader run in this
 // process and time every path on one monotonic clock.
 //
@@ -40,7 +41,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/prometheus/prometheus/prompb"
-	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/registry"
@@ -55,7 +55,9 @@ type Report struct {
 
 // Result is one system's trials.
 type Result struct {
-	Name     string
+	Name string
+	// Bus is the bus tmaflow ran on ("" for Prometheus).
+	Bus      string
 	Interval time.Duration // Prometheus's evaluation_interval; 0 for tmaflow
 	Scoped   bool          // tmaflow's trial rule selects only the trials' series
 	Split    bool          // tmaflow's ruler ran in a process of its own
@@ -169,13 +171,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 		cfg.Rules, 1+(cfg.Rules-1+cfg.RulesPerGroup-1)/cfg.RulesPerGroup, cfg.Trials, cfg.Rate, cfg.DataItems, cfg.Resources, b.amURL, am.PID())
 
 	base := int64(trialIDs)
-	for _, shape := range cfg.TmaflowRuns {
-		r, err := b.tmaflowRun(ctx, shape, base)
-		if err != nil {
-			return rep, fmt.Errorf("tmaflow: %w", err)
+	for _, kind := range cfg.Buses {
+		for _, shape := range cfg.TmaflowRuns {
+			r, err := b.tmaflowRun(ctx, shape, kind, base)
+			if err != nil {
+				return rep, fmt.Errorf("tmaflow on %s: %w", kind, err)
+			}
+			rep.Results = append(rep.Results, r)
+			base += trialIDs
 		}
-		rep.Results = append(rep.Results, r)
-		base += trialIDs
 	}
 	if cfg.Prometheus != "" {
 		for _, iv := range cfg.Intervals {
@@ -276,30 +280,36 @@ func (b *bench) startAlertmanager(ctx context.Context, hookURL string) (*benchki
 }
 
 // tmaflowRun measures tmaflow: monitor, labeler and ruler on the
-// embedded broker, alerts to the Alertmanager and topic-alerts.
-func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) (_ *Result, err error) {
+// embedded broker or server of bus kind, alerts to the Alertmanager and
+// topic-alerts.
+func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, kind string, base int64) (_ *Result, err error) {
 	scoped := shape.Scoped
-	run := &Result{Name: "tmaflow", Scoped: scoped, Split: shape.Split}
+	run := &Result{Name: "tmaflow", Bus: kind, Scoped: scoped, Split: shape.Split}
+	if kind != benchkit.BusKafka {
+		run.Name = "tmaflow on " + strings.ToUpper(kind)
+	}
 	ports, err := benchkit.FreePorts(5)
 	if err != nil {
 		return nil, err
 	}
-	broker, monitor, labeler, rulerAddr, debug := ports[0], ports[1], ports[2], ports[3], ports[4]
+	monitor, labeler, rulerAddr, debug := ports[1], ports[2], ports[3], ports[4]
+	bus := benchkit.Bus{Kind: kind, Addr: ports[0]}
 	reg, err := filepath.Abs(b.cfg.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("registry path: %w", err)
 	}
 	// Each run has its own data dir: a broker holding an earlier run's
 	// records would make the ruler replay its trials.
-	dataDir := filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-split-%t-data", scoped, shape.Split))
-	ingestArgs := []string{
+	dataDir := filepath.Join(b.dir, fmt.Sprintf("tmaflow-%s-scoped-%t-split-%t-data", kind, scoped, shape.Split))
+	ingestArgs := append([]string{
 		"-data-dir=" + dataDir,
 		"-registry=" + reg,
-		"-broker.listen-address=" + broker,
-		"-monitor.listen-address=" + monitor,
-		"-labeler.listen-address=" + labeler,
+	}, bus.Args()...)
+	ingestArgs = append(ingestArgs,
+		"-monitor.listen-address="+monitor,
+		"-labeler.listen-address="+labeler,
 		"-log.level=warn",
-	}
+	)
 	rulerArgs := []string{
 		"-ruler.listen-address=" + rulerAddr,
 		"-ruler.rules.dir=" + b.rulesDirs[scoped],
@@ -321,9 +331,9 @@ func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) 
 	}
 	var tf *benchkit.Process
 	if shape.Split {
-		tf, err = start("tmaflow", "tmaflow.log", []string{"-target=monitor,labeler"}, ingestArgs)
+		tf, err = start("tmaflow", "tmaflow-"+kind+".log", []string{"-target=monitor,labeler"}, ingestArgs)
 	} else {
-		tf, err = start("tmaflow", "tmaflow.log", []string{"-target=monitor,labeler,ruler"}, ingestArgs, rulerArgs)
+		tf, err = start("tmaflow", "tmaflow-"+kind+".log", []string{"-target=monitor,labeler,ruler"}, ingestArgs, rulerArgs)
 	}
 	if err != nil {
 		return nil, err
@@ -335,7 +345,7 @@ func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) 
 	}
 	rp := tf
 	if shape.Split {
-		if rp, err = start("tmaflow ruler", "tmaflow-ruler.log", []string{"-target=ruler", "-kafka.brokers=" + broker,
+		if rp, err = start("tmaflow ruler", "tmaflow-"+kind+"-ruler.log", []string{"-target=ruler"}, bus.ClientArgs(), []string{
 			"-data-dir=" + dataDir + "-ruler", "-log.level=warn"}, rulerArgs); err != nil {
 			return nil, err
 		}
@@ -346,7 +356,7 @@ func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) 
 	if err := b.awaitRules(ctx, rp, "http://"+rulerAddr+"/api/v1/rules"); err != nil {
 		return nil, err
 	}
-	b.printf("%s: pid %d (ruler %d), monitor %s, ruler %s, broker %s; %d rules loaded\n", run.label(), tf.PID(), rp.PID(), monitor, rulerAddr, broker, b.cfg.Rules)
+	b.printf("%s: pid %d (ruler %d), monitor %s, ruler %s, bus %s; %d rules loaded\n", run.label(), tf.PID(), rp.PID(), monitor, rulerAddr, bus.URL(), b.cfg.Rules)
 
 	monitorURL := "http://" + monitor + "/monitor"
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -364,12 +374,12 @@ func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) 
 	defer func() { stopLoad(); <-loadDone }()
 
 	learner := newSeriesLearner()
-	stopLearn, err := consume(ctx, broker, contract.TopicMetrics, kafka.FirstOffset, learner.handle)
+	stopLearn, err := consumeBus(ctx, bus, contract.TopicMetrics, true, learner.handle)
 	if err != nil {
 		return nil, err
 	}
 	topic := newArrivals()
-	stopAlerts, err := consume(ctx, broker, contract.TopicAlerts, kafka.LastOffset, alertsFromTopic(topic))
+	stopAlerts, err := consumeBus(ctx, bus, contract.TopicAlerts, false, alertsFromTopic(topic))
 	if err != nil {
 		return nil, errors.Join(err, stopLearn())
 	}
@@ -377,7 +387,7 @@ func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) 
 	taps := []tap{{"POST → topic-alerts", topic}}
 	if b.cfg.Stages {
 		crossed := newArrivals()
-		stopCrossed, err := consume(ctx, broker, contract.TopicMetrics, kafka.LastOffset, crossings(crossed, b.spec.TrialMetric, b.cfg.Threshold))
+		stopCrossed, err := consumeBus(ctx, bus, contract.TopicMetrics, false, crossings(crossed, b.spec.TrialMetric, b.cfg.Threshold))
 		if err != nil {
 			return nil, errors.Join(err, stopLearn())
 		}
@@ -412,7 +422,7 @@ func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) 
 		return err
 	}
 	var prof chan error
-	profPath := filepath.Join(b.dir, fmt.Sprintf("tmaflow-scoped-%t-split-%t-cpu.pprof", scoped, shape.Split))
+	profPath := filepath.Join(b.dir, fmt.Sprintf("tmaflow-%s-scoped-%t-split-%t-cpu.pprof", kind, scoped, shape.Split))
 	if b.cfg.Profile > 0 {
 		prof = make(chan error, 1)
 		go func() { prof <- benchkit.FetchProfile(ctx, debug, b.cfg.Profile, profPath) }()
@@ -426,7 +436,7 @@ func (b *bench) tmaflowRun(ctx context.Context, shape TmaflowShape, base int64) 
 	if prof != nil {
 		if perr := <-prof; perr != nil {
 			b.printf("tmaflow profile: %v\n", perr)
-		} else if s, perr := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, profPath, b.cfg.Profile, byService, benchkit.ByWork); perr != nil {
+		} else if s, perr := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, profPath, b.cfg.Profile, byService(kind), benchkit.ByWork); perr != nil {
 			b.printf("tmaflow profile: %v\n", perr)
 		} else {
 			s.Run = run.label()

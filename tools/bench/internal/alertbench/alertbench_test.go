@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -19,9 +21,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmaflow/tmaflow/pkg/broker"
+	"github.com/tmaflow/tmaflow/pkg/bus"
+	natsbus "github.com/tmaflow/tmaflow/pkg/bus/nats"
+	"github.com/tmaflow/tmaflow/pkg/bus/nats/natstest"
 	"github.com/tmaflow/tmaflow/pkg/peertest"
 	"github.com/tmaflow/tmaflow/pkg/registry"
 	"github.com/tmaflow/tmaflow/pkg/samples"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 func ds(ms ...int) []time.Duration {
@@ -203,6 +209,7 @@ func TestValidate(t *testing.T) {
 		{"one data item", func(c *Config) { c.DataItems = 1 }, "data-items"},
 		{"no intervals", func(c *Config) { c.Intervals = nil }, "intervals"},
 		{"no tmaflow runs", func(c *Config) { c.TmaflowRuns = nil }, "trial-rule"},
+		{"no bus", func(c *Config) { c.Buses = nil }, "bus"},
 		{"background ids reach the trials'", func(c *Config) { c.FirstResource = 999_500 }, "below the trials' ids"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,6 +218,33 @@ func TestValidate(t *testing.T) {
 			require.ErrorContains(t, c.Validate(), tc.want)
 		})
 	}
+}
+
+func TestBusFlag(t *testing.T) {
+	var c Config
+	fs := flagSet(&c)
+	require.NoError(t, fs.Parse(nil))
+	require.Equal(t, []string{benchkit.BusKafka}, c.Buses, "kafka by default")
+	require.NoError(t, fs.Parse([]string{"-bus=both"}))
+	require.Equal(t, []string{benchkit.BusKafka, benchkit.BusNATS}, c.Buses)
+	r := &Result{Name: "tmaflow on NATS", Bus: benchkit.BusNATS, Scoped: true}
+	require.Equal(t, "tmaflow on NATS, rule on the trial series only", r.label())
+	parts := byService(benchkit.BusNATS)
+	require.Equal(t, "embedded NATS server (nats-server)", benchkit.Attribute([]string{"github.com/nats-io/nats-server/v2/server.(*stream).processJetStreamMsg"}, parts, true, "other"))
+	require.Equal(t, "ruler (rule evaluation, its head, alert delivery)", benchkit.Attribute([]string{
+		"github.com/nats-io/nats.go.(*Conn).publish", "github.com/tmaflow/tmaflow/services/ruler/ruler.(*sink).deliver"}, parts, true, "other"))
+}
+
+// TestReportSaturated notes a system that took less background load than
+// offered.
+func TestReportSaturated(t *testing.T) {
+	cfg := Config{Rules: 10, Trials: 1, Rate: 1000, Resources: 10, DataItems: 10}
+	kept := &Result{Name: "tmaflow", Bus: benchkit.BusKafka, Wall: 10 * time.Second, LoadSent: 10_000}
+	behind := &Result{Name: "tmaflow on NATS", Bus: benchkit.BusNATS, Wall: 10 * time.Second, LoadSent: 7_000}
+	var out strings.Builder
+	printReport(&out, cfg, Report{Results: []*Result{kept, behind}})
+	require.Contains(t, out.String(), "note: tmaflow on NATS, rule on every resource took 700 of the 1000 background messages/s offered")
+	require.NotContains(t, out.String(), "note: tmaflow, rule")
 }
 
 func TestParseRuleCount(t *testing.T) {
@@ -295,8 +329,69 @@ func TestConsume(t *testing.T) {
 	}
 	require.NoError(t, stopAlerts())
 
-	err = alertsFromTopic(arr)(kafka.Message{Topic: "topic-alerts", Value: []byte("not json")}, time.Now())
+	err = alertsFromTopic(arr)(bus.Record{Topic: "topic-alerts", Value: []byte("not json")}, time.Now())
 	require.ErrorContains(t, err, "decode topic-alerts")
-	err = learner.handle(kafka.Message{Topic: "topic-metrics", Value: []byte("not avro")}, time.Now())
+	err = learner.handle(bus.Record{Topic: "topic-metrics", Value: []byte("not avro")}, time.Now())
 	require.ErrorContains(t, err, "decode topic-metrics")
+}
+
+// TestConsumeNATS reads topic-alerts and topic-metrics from a NATS
+// server as TestConsume does from the broker: from the end only what
+// comes after the start, from the beginning everything; a record the
+// handler refuses ends the reading with its error.
+func TestConsumeNATS(t *testing.T) {
+	url := natstest.Start(t)
+	pub, err := natsbus.NewPublisher(natstest.Config(url), nil, nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, pub.Close()) }()
+	send := func(topic, key string, value []byte) {
+		m := message.NewMessage(watermill.NewUUID(), value)
+		bus.SetKey(m, []byte(key))
+		require.NoError(t, pub.Publish(topic, m))
+	}
+	alert := func(id, state string) []byte {
+		return []byte(`{"labels":{"alertname":"` + trialAlert + `","resource_id":"` + id + `"},"state":"` + state + `"}`)
+	}
+	send("topic-alerts", "1", alert("1", "firing"))
+	send("topic-metrics", "k", samples.Encode(nil, &samples.Batch{Tenant: "demo", Source: samples.SourceTMA, Series: []samples.Series{{
+		Labels:  []samples.Label{{Name: "__name__", Value: "cpu_usage_percent"}, {Name: "resource_id", Value: "7"}},
+		Samples: []samples.Sample{{TimestampMs: 1, Value: 2}},
+	}}}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := benchkit.Bus{Kind: benchkit.BusNATS, Addr: strings.TrimPrefix(url, "nats://")}
+
+	arr := newArrivals()
+	refused := make(chan struct{})
+	handle := alertsFromTopic(arr)
+	stopAlerts, err := consumeBus(ctx, b, "topic-alerts", false, func(r bus.Record, at time.Time) error {
+		err := handle(r, at)
+		if err != nil {
+			close(refused)
+		}
+		return err
+	})
+	require.NoError(t, err)
+	learner := newSeriesLearner()
+	stopLearn, err := consumeBus(ctx, b, "topic-metrics", true, learner.handle)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(learner.sets()) == 1 }, 30*time.Second, 10*time.Millisecond)
+	require.Equal(t, map[string]string{"__name__": "cpu_usage_percent", "resource_id": "7"}, learner.sets()[0])
+	require.NoError(t, stopLearn())
+
+	send("topic-alerts", "2", alert("2", "resolved"))
+	send("topic-alerts", "3", alert("3", "firing"))
+	_, ok := arr.await(ctx, "3", 30*time.Second)
+	require.True(t, ok)
+	for _, id := range []string{"1", "2"} {
+		_, ok := arr.await(ctx, id, time.Millisecond)
+		require.False(t, ok, "alert %s: before the start or resolved", id)
+	}
+	send("topic-alerts", "4", []byte("not json"))
+	select {
+	case <-refused:
+	case <-ctx.Done():
+		t.Fatal("the undecodable record did not arrive")
+	}
+	require.ErrorContains(t, stopAlerts(), "decode topic-alerts")
 }

@@ -29,8 +29,11 @@ type Config struct {
 	RulesPerGroup int
 	Threshold     float64
 	// TmaflowRuns are the tmaflow runs: which series the trial rule
-	// selects, and where the ruler runs.
+	// selects, and where the ruler runs; each on every bus of Buses.
 	TmaflowRuns []TmaflowShape
+	// Buses are the buses tmaflow runs on, each embedded (-bus=kafka,
+	// -bus=nats).
+	Buses []string
 
 	Trials       int
 	Phase        time.Duration // crossing sent at a random time in [gap, gap+Phase) after arming
@@ -65,6 +68,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("tmaflow.trial-rule", "Comma-separated tmaflow runs by the trial rule's selector: every (cpu_usage_percent > threshold: every background batch triggers its group) and trials (only the trial series, resource_id of 7+ digits), each with -split for the ruler in a process of its own (the monitor, labeler and broker in another, as separate services run). Prometheus always gets every. Default every,trials.", func(s string) error {
 		sc, err := parseScopes(s)
 		c.TmaflowRuns = sc
+		return err
+	})
+	c.Buses = []string{benchkit.BusKafka}
+	fs.Func("bus", "Bus of tmaflow: kafka (the embedded kfake broker), nats (the embedded NATS JetStream server, sync_interval always), or both: every tmaflow run on each in turn (default kafka).", func(s string) error {
+		b, err := benchkit.ParseBuses(s)
+		c.Buses = b
 		return err
 	})
 	fs.IntVar(&c.Trials, "trials", 200, "Trials per system.")
@@ -157,6 +166,8 @@ func (c *Config) Validate() error {
 		return errors.New("phase, warmup and profile must not be negative, trial-timeout must be positive")
 	case len(c.TmaflowRuns) == 0:
 		return errors.New("tmaflow.trial-rule: none given")
+	case len(c.Buses) == 0:
+		return errors.New("bus: none given")
 	case c.Prometheus != "" && len(c.Intervals) == 0:
 		return errors.New("prometheus.intervals: none given")
 	}

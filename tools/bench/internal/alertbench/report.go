@@ -10,16 +10,30 @@ import (
 	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
-// byService attributes tmaflow's CPU to its services, by priority.
-var byService = []benchkit.Part{
-	{Name: "ruler (rule evaluation, its head, alert delivery)", Re: regexp.MustCompile(`services/ruler`)},
-	{Name: "monitor (HTTP ingest)", Re: regexp.MustCompile(`services/monitor|net/http\.\(\*conn\)\.serve`)},
-	{Name: "labeler", Re: regexp.MustCompile(`services/labeler`)},
-	{Name: "embedded broker (kfake)", Re: regexp.MustCompile(`franz-go/pkg/kfake|tmaflow/pkg/broker`)},
-	{Name: "kafka clients (kafka-go: produce, fetch)", Re: regexp.MustCompile(`segmentio/kafka-go|tmaflow/pkg/bus`)},
-	{Name: "watermill router", Re: regexp.MustCompile(`ThreeDotsLabs/watermill`)},
-	{Name: "PromQL / rules / TSDB outside the ruler's stacks", Re: regexp.MustCompile(`prometheus/prometheus/(promql|rules|tsdb)`)},
-	{Name: "Go GC", Re: regexp.MustCompile(`runtime\.gcBgMarkWorker|runtime\.bgsweep|runtime\.bgscavenge`)},
+// byService attributes tmaflow's CPU to its services, by priority, with
+// the parts of bus kind that carry records (embedded broker or server,
+// clients).
+func byService(kind string) []benchkit.Part {
+	server, clients := benchkit.BusParts(kind)
+	return []benchkit.Part{
+		{Name: "ruler (rule evaluation, its head, alert delivery)", Re: regexp.MustCompile(`services/ruler`)},
+		{Name: "monitor (HTTP ingest)", Re: regexp.MustCompile(`services/monitor|net/http\.\(\*conn\)\.serve`)},
+		{Name: "labeler", Re: regexp.MustCompile(`services/labeler`)},
+		server,
+		clients,
+		{Name: "watermill router", Re: regexp.MustCompile(`ThreeDotsLabs/watermill`)},
+		{Name: "PromQL / rules / TSDB outside the ruler's stacks", Re: regexp.MustCompile(`prometheus/prometheus/(promql|rules|tsdb)`)},
+		{Name: "Go GC", Re: regexp.MustCompile(`runtime\.gcBgMarkWorker|runtime\.bgsweep|runtime\.bgscavenge`)},
+	}
+}
+
+// LoadRate is the background messages/s the system accepted during the
+// trials.
+func (r *Result) LoadRate() float64 {
+	if r.Wall <= 0 {
+		return 0
+	}
+	return float64(r.LoadSent) / r.Wall.Seconds()
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
@@ -66,6 +80,9 @@ func printReport(out io.Writer, cfg Config, rep Report) {
 		}
 		p("; CPU %.2f s in %.1f s (%.3f cores), RSS %.0f MiB, %d background messages in the window\n",
 			r.CPU.Seconds(), r.Wall.Seconds(), r.CPUCores(), float64(r.RSS)/(1<<20), r.LoadSent)
+		if rate := r.LoadRate(); rate > 0 && rate < 0.95*cfg.Rate {
+			p("  note: %s took %.0f of the %g background messages/s offered: it was saturated, and its latencies include the queueing\n", r.label(), rate, cfg.Rate)
+		}
 	}
 	for _, r := range rep.Results {
 		if r.Profile != nil {

@@ -13,7 +13,10 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 
+	"github.com/tmaflow/tmaflow/pkg/bus"
+	natsbus "github.com/tmaflow/tmaflow/pkg/bus/nats"
 	"github.com/tmaflow/tmaflow/pkg/samples"
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 // notification is the part of Alertmanager's webhook payload the bench
@@ -75,8 +78,8 @@ type alertRecord struct {
 // alertsFromTopic marks the arrival of every firing trial alert read
 // from topic-alerts; other records are ignored, undecodable ones are an
 // error.
-func alertsFromTopic(arr *arrivals) func(kafka.Message, time.Time) error {
-	return func(m kafka.Message, at time.Time) error {
+func alertsFromTopic(arr *arrivals) recordFunc {
+	return func(m bus.Record, at time.Time) error {
 		var a alertRecord
 		if err := json.Unmarshal(m.Value, &a); err != nil {
 			return fmt.Errorf("decode topic-alerts record at %d/%d: %w", m.Partition, m.Offset, err)
@@ -90,8 +93,8 @@ func alertsFromTopic(arr *arrivals) func(kafka.Message, time.Time) error {
 
 // crossings marks the arrival on topic-metrics of each trial's crossing
 // sample: a series named metric with a value above threshold.
-func crossings(arr *arrivals, metric string, threshold float64) func(kafka.Message, time.Time) error {
-	return func(m kafka.Message, at time.Time) error {
+func crossings(arr *arrivals, metric string, threshold float64) recordFunc {
+	return func(m bus.Record, at time.Time) error {
 		b, err := samples.Decode(m.Value)
 		if err != nil {
 			return fmt.Errorf("decode topic-metrics record at %d/%d: %w", m.Partition, m.Offset, err)
@@ -130,7 +133,7 @@ func newSeriesLearner() *seriesLearner {
 	return &seriesLearner{seen: map[string]map[string]string{}}
 }
 
-func (l *seriesLearner) handle(m kafka.Message, _ time.Time) error {
+func (l *seriesLearner) handle(m bus.Record, _ time.Time) error {
 	b, err := samples.Decode(m.Value)
 	if err != nil {
 		return fmt.Errorf("decode topic-metrics record at %d/%d: %w", m.Partition, m.Offset, err)
@@ -162,13 +165,65 @@ func (l *seriesLearner) sets() []map[string]string {
 	return out
 }
 
+// recordFunc handles a record read at a time; an error ends the reading.
+type recordFunc func(bus.Record, time.Time) error
+
+// consumeBus reads every partition of topic on the bus, from the first
+// record (fromStart) or from the end, without a consumer group, as
+// consume and consumeNATS do.
+func consumeBus(ctx context.Context, b benchkit.Bus, topic string, fromStart bool, fn recordFunc) (wait func() error, err error) {
+	if b.Kind == benchkit.BusNATS {
+		since := time.Now()
+		if fromStart {
+			since = time.Time{}
+		}
+		return consumeNATS(ctx, b.URL(), topic, since, fn)
+	}
+	start := kafka.LastOffset
+	if fromStart {
+		start = kafka.FirstOffset
+	}
+	return consume(ctx, b.Addr, topic, start, fn)
+}
+
+// consumeNATS reads every partition of topic on the NATS server at url
+// from the first record stored at or after since (zero: the first), with
+// the bus's group-less reader, handing each record to fn as it arrives.
+// wait stops reading and returns fn's first error.
+func consumeNATS(ctx context.Context, url, topic string, since time.Time, fn recordFunc) (wait func() error, err error) {
+	cfg := natsbus.DefaultConfig()
+	cfg.URL, cfg.Name = url, "tmaflow-bench"
+	r, err := natsbus.NewReader(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		once  sync.Once
+		first error
+		done  = make(chan error, 1)
+	)
+	go func() {
+		done <- r.Consume(ctx, topic, since, func(rec bus.Record) {
+			if err := fn(rec, time.Now()); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}, func() {})
+	}()
+	return func() error {
+		cancel()
+		err := <-done // Consume returns once no handler runs
+		return errors.Join(first, err)
+	}, nil
+}
+
 // consume reads every partition of topic from start (kafka.FirstOffset
 // or kafka.LastOffset), without a consumer group, and hands each record
 // with its arrival time to fn until ctx ends or fn fails, in the
 // background; wait stops it and returns the first error. A reader
 // resolves kafka.LastOffset when it first fetches, so start it well
 // before what it must see.
-func consume(ctx context.Context, broker, topic string, start int64, fn func(kafka.Message, time.Time) error) (wait func() error, err error) {
+func consume(ctx context.Context, broker, topic string, start int64, fn recordFunc) (wait func() error, err error) {
 	parts, err := partitions(ctx, broker, topic)
 	if err != nil {
 		return nil, err
@@ -205,7 +260,8 @@ func consume(ctx context.Context, broker, topic string, start int64, fn func(kaf
 					}
 					return
 				}
-				if err := fn(m, time.Now()); err != nil {
+				rec := bus.Record{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Time: m.Time}
+				if err := fn(rec, time.Now()); err != nil {
 					fail(err)
 					return
 				}

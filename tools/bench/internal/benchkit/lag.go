@@ -16,7 +16,7 @@ type Consumer struct {
 	Name, Group, Topic string
 }
 
-// LagReader measures consumer lag from the broker: end offset minus
+// LagReader measures consumer lag from a Kafka broker: end offset minus
 // committed offset, summed over partitions. Unlike a lag gauge updated
 // when a record is acknowledged, it also sees a consumer that is stuck.
 type LagReader struct {
@@ -100,15 +100,12 @@ func collectCommitted(ps []kafka.OffsetFetchPartition, c Consumer, into map[int]
 
 // Lags reads the lag of every consumer.
 func (l *LagReader) Lags(ctx context.Context, cs []Consumer) ([]int64, error) {
-	out := make([]int64, len(cs))
-	var errs []error
-	for i, c := range cs {
-		n, err := l.Lag(ctx, c)
-		out[i] = n
-		errs = append(errs, err)
-	}
-	return out, errors.Join(errs...)
+	return lags(ctx, cs, l.Lag)
 }
+
+// Close releases nothing: the client holds no connection between
+// requests.
+func (l *LagReader) Close() error { return nil }
 
 // Client is the reader's Kafka client (tests commit offsets with it).
 func (l *LagReader) Client() *kafka.Client { return l.client }
@@ -123,7 +120,7 @@ var PipelineConsumers = []Consumer{
 // Drain waits until every consumer committed everything, polling every
 // 250ms; first is the total lag it found at first. It fails after
 // timeout.
-func Drain(ctx context.Context, l *LagReader, cs []Consumer, timeout time.Duration) (first int64, err error) {
+func Drain(ctx context.Context, l LagSource, cs []Consumer, timeout time.Duration) (first int64, err error) {
 	start := time.Now()
 	first = -1
 	for {

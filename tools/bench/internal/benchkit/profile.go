@@ -81,6 +81,8 @@ var ByWork = []Part{
 	{"Avro codec (pkg/samples)", regexp.MustCompile(`tmaflow/pkg/samples`)},
 	{"TMA JSON decode (pkg/tma)", regexp.MustCompile(`tmaflow/pkg/tma`)},
 	{"embedded broker (kfake)", regexp.MustCompile(`franz-go/pkg/kfake|franz-go/pkg/kmsg|tmaflow/pkg/broker`)},
+	{"embedded NATS server (nats-server)", regexp.MustCompile(`nats-io/nats-server`)},
+	{"nats.go client", regexp.MustCompile(`nats-io/nats\.go|tmaflow/pkg/bus/nats`)},
 	{"kafka-go client", regexp.MustCompile(`segmentio/kafka-go|tmaflow/pkg/bus`)},
 	{"compression (kafka, WAL)", regexp.MustCompile(`klauspost/compress|golang/snappy|pierrec/lz4`)},
 	{"watermill", regexp.MustCompile(`ThreeDotsLabs/watermill`)},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
 // Budget is tmaflow's server CPU per stored sample in its profiled run,
@@ -16,8 +18,10 @@ type Budget struct {
 	PerSample time.Duration
 	// Parts is PerSample by service, largest first.
 	Parts []BudgetPart
-	// Kafka is the parts that carry records: clients and embedded broker.
-	Kafka time.Duration
+	// BusKind is the bus tmaflow ran on; Bus is the parts that carry
+	// records on it: the clients and the embedded broker or server.
+	BusKind string
+	Bus     time.Duration
 	// Prometheus is each Prometheus run's CPU per stored sample.
 	Prometheus []BudgetPart
 }
@@ -38,12 +42,13 @@ func (r Report) Budget() (Budget, bool) {
 	if m == nil || p == nil || p.Total <= 0 || m.CPUPerSample() <= 0 {
 		return Budget{}, false
 	}
-	b := Budget{Run: m.Name, PerSample: m.CPUPerSample()}
+	b := Budget{Run: m.Name, PerSample: m.CPUPerSample(), BusKind: r.busKind()}
+	server, clients := benchkit.BusParts(b.BusKind)
 	for _, s := range p.Services {
 		part := BudgetPart{Name: s.Name, PerSample: time.Duration(float64(b.PerSample) * s.CPU.Seconds() / p.Total.Seconds())}
 		b.Parts = append(b.Parts, part)
-		if s.Name == partBroker || s.Name == partKafkaClients {
-			b.Kafka += part.PerSample
+		if s.Name == server.Name || s.Name == clients.Name {
+			b.Bus += part.PerSample
 		}
 	}
 	for _, pr := range r.prometheusRuns() {
@@ -52,6 +57,14 @@ func (r Report) Budget() (Budget, bool) {
 		}
 	}
 	return b, true
+}
+
+// busShare names the bus parts of a budget.
+func busShare(kind string) string {
+	if kind == benchkit.BusNATS {
+		return "NATS (clients + embedded nats-server)"
+	}
+	return "Kafka (clients + embedded broker)"
 }
 
 func micros(d time.Duration) string {
@@ -70,7 +83,7 @@ func (b *bench) printBudget(bud Budget) {
 		_, _ = fmt.Fprintf(tw, "  %s\t%7s\n", p.Name, micros(p.PerSample))
 	}
 	_ = tw.Flush()
-	b.printf("Kafka (clients + embedded broker) takes %s of tmaflow's %s per sample; the rest takes %s.\n", micros(bud.Kafka), micros(bud.PerSample), micros(bud.PerSample-bud.Kafka))
+	b.printf("%s takes %s of tmaflow's %s per sample; the rest takes %s.\n", busShare(bud.BusKind), micros(bud.Bus), micros(bud.PerSample), micros(bud.PerSample-bud.Bus))
 	for _, p := range bud.Prometheus {
 		b.printf("%s spends %s on a whole sample: the CPU allows tmaflow a ratio of %.2f to it", p.Name, micros(p.PerSample), float64(p.PerSample)/float64(bud.PerSample))
 		if p.StoredRatio > 0 {

@@ -229,7 +229,7 @@ func (b *bench) printRun(m *Measurement) {
 
 // printReport prints the summary, the timelines and the profile.
 func (b *bench) printReport(rep Report) {
-	b.printf("\n== summary ==\n")
+	b.printf("\n== summary: tmaflow on %s ==\n", benchkit.BusTitle(rep.busKind()))
 	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	_, _ = fmt.Fprintln(tw, "run\toffered/s\taccepted/s\tstored/s\tlag min–max (records)\tlag slope/s\tRSS MiB\tCPU cores\tsustained\t")
 	all := append(append([]*Measurement{}, rep.Attempts...), rep.prometheusRuns()...)
@@ -258,7 +258,10 @@ func (b *bench) printReport(rep Report) {
 	}
 	for _, p := range rep.prometheusRuns() {
 		b.printf("\n%s (remote write, closed loop): %.0f samples/s stored\n", p.Name, p.Stored())
-		printTimeline(b.out, p)
+		if !b.timelinePrinted[p] {
+			printTimeline(b.out, p)
+			b.timelinePrinted[p] = true
+		}
 	}
 	if r := rep.Ratio(); r > 0 {
 		b.printf("\nratio tmaflow/%s: %.2f\n", rep.Prometheus.Name, r)
@@ -302,4 +305,61 @@ func printTimeline(out io.Writer, m *Measurement) {
 		_, _ = fmt.Fprintf(tw, "%s%.0f\t%.2f\t\n", line, mib(p.RSS), (p.CPU-prev.CPU).Seconds()/dt)
 	}
 	_ = tw.Flush()
+}
+
+// printBuses prints tmaflow's sustained figures on every bus side by
+// side: the same load, request sizes and Prometheus, in one run.
+func (b *bench) printBuses(reps []Report) {
+	b.printf("\n== tmaflow by bus (same run, same load and request sizes) ==\n")
+	tw := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "bus\tsustained stored samples/s\tmessages/s\tCPU cores\tCPU/sample\tbus CPU/sample\tback half alone samples/s\tRSS MiB\t"
+	if p := reps[0].Prometheus; p != nil {
+		head += "ratio to " + p.Name + "\t"
+	}
+	if p := reps[0].PrometheusSameShape; p != nil {
+		head += "ratio to " + p.Name + "\t"
+	}
+	_, _ = fmt.Fprintln(tw, head)
+	for _, rep := range reps {
+		line := rep.busKind() + "\t"
+		if m := rep.Best; m != nil {
+			_, rss := m.RSSRange()
+			bus := "-"
+			if bud, ok := rep.Budget(); ok {
+				bus = micros(bud.Bus)
+			}
+			line += fmt.Sprintf("%.0f\t%.0f\t%.2f\t%s\t%s\t", m.Stored(), m.Stored()/float64(m.DataItems), m.CPU(), micros(m.CPUPerSample()), bus)
+			line += fmt.Sprintf("%s\t%.0f\t", orDash(rep.DrainSamplesPerSecond), mib(rss))
+		} else {
+			line += "none sustained\t-\t-\t-\t-\t" + orDash(rep.DrainSamplesPerSecond) + "\t-\t"
+		}
+		if rep.Prometheus != nil {
+			line += orDashRatio(rep.Ratio()) + "\t"
+		}
+		if rep.PrometheusSameShape != nil {
+			line += orDashRatio(rep.RatioSameShape()) + "\t"
+		}
+		_, _ = fmt.Fprintln(tw, line)
+	}
+	_ = tw.Flush()
+	b.printf("CPU/sample is the tmaflow process's CPU over the stored samples of its sustained rate; bus CPU/sample is the share of it\n" +
+		"its CPU profile gives the embedded broker or server and the clients (kafka-go or nats.go and pkg/bus).\n")
+	for _, rep := range reps {
+		b.printf("%s acknowledges: %s\n", rep.busKind(), benchkit.Bus{Kind: rep.busKind()}.Durability(b.cfg.TmaflowArgs))
+	}
+	b.printf("(flags after -- go to tmaflow on every bus: -- -broker.sync-writes, or -- -nats.sync-interval=2m, compares them at the same durability)\n")
+}
+
+func orDash(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func orDashRatio(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }

@@ -9,10 +9,15 @@
 // counter prometheus_tsdb_head_samples_appended_total that tmaflow's
 // persister and Prometheus both expose, never at the sender.
 //
+// tmaflow runs on its embedded Kafka broker, its embedded NATS JetStream
+// server (-bus=nats), or each in turn (-bus=both), with the same load,
+// request sizes and Prometheus runs, so the buses compare in one run.
+//
 // tmaflow is driven open loop at a fixed message rate, and a rate counts
 // as sustained only if the consumer lag of the labeler and persister
-// groups (end offsets minus committed offsets, read from the broker) stays
-// bounded and the TSDB stores what was sent. A short closed-loop run
+// groups (end offsets minus committed offsets on Kafka; pending plus
+// unacknowledged messages of the groups' consumers on NATS, read from the
+// server) stays bounded and the TSDB stores what was sent. A short closed-loop run
 // first calibrates the starting rate, then the rate is searched upwards
 // and downwards for the highest sustained one. Prometheus is driven
 // closed loop by several writers, as fast as it answers.
@@ -38,6 +43,9 @@ import (
 type Config struct {
 	benchkit.Setup
 	benchkit.Load
+	// Buses are the buses tmaflow runs on, one after the other, each
+	// embedded (-bus=kafka, -bus=nats); Prometheus runs once after them.
+	Buses []string
 	// MessagesPerRequest > 1 posts JSON arrays of that many messages.
 	MessagesPerRequest int
 	// Rate, when > 0, is the one message rate tried; 0 searches.
@@ -65,6 +73,12 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Setup.RegisterFlags(fs, "Prometheus binary receiving the remote-write load")
 	c.Load.RegisterFlags(fs, 32)
+	c.Buses = []string{benchkit.BusKafka}
+	fs.Func("bus", "Bus of tmaflow: kafka (the embedded kfake broker), nats (the embedded NATS JetStream server, sync_interval always), or both: each measured in turn in this run, with the same load and request sizes, then compared (default kafka).", func(s string) error {
+		b, err := benchkit.ParseBuses(s)
+		c.Buses = b
+		return err
+	})
 	fs.IntVar(&c.MessagesPerRequest, "messages-per-request", 1, "TMA messages per POST (a JSON array when > 1, as TMA's Kubernetes probe sends); each is still one record of topic-monitor.")
 	fs.Float64Var(&c.Rate, "rate", 0, "Messages/s to offer tmaflow (open loop); 0 calibrates and searches for the highest sustained rate.")
 	fs.IntVar(&c.Attempts, "attempts", 4, "Rates tried by the search.")
@@ -98,6 +112,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("warmup %s: must not be negative", c.Warmup)
 	case c.Writers < 1 || c.SamplesPerRequest < 1:
 		return errors.New("writers and samples-per-request must be at least 1")
+	case len(c.Buses) == 0:
+		return errors.New("bus: none given")
 	}
 	return nil
 }
@@ -113,8 +129,11 @@ const (
 	metricHandler = "tmaflow_bus_batch_duration_seconds"
 )
 
-// Report is what the benchmark measured.
+// Report is what the benchmark measured of tmaflow on one bus, and of
+// Prometheus (the same measurements in every Report of a run).
 type Report struct {
+	// Bus is the bus tmaflow ran on (benchkit.BusKafka when empty).
+	Bus         string
 	Calibration *Measurement
 	// Drain is the back half alone: labeler and persister catching up
 	// after the calibration, with no ingest.
@@ -130,6 +149,14 @@ type Report struct {
 	Series              int
 
 	profiled *Measurement // the run Profile is of
+}
+
+// busKind is the bus tmaflow ran on.
+func (r Report) busKind() string {
+	if r.Bus == "" {
+		return benchkit.BusKafka
+	}
+	return r.Bus
 }
 
 // Ratio is tmaflow's sustained stored rate over Prometheus's.
@@ -163,99 +190,149 @@ type bench struct {
 	out    io.Writer
 	dir    string
 	bin    string
-	tf     *benchkit.Process
-	addrs  tmaflowAddrs
-	lags   *benchkit.LagReader
 	client *http.Client
+
+	// The tmaflow of the bus being measured.
+	bus       benchkit.Bus
+	tf        *benchkit.Process
+	addrs     tmaflowAddrs
+	lags      benchkit.LagSource
+	byService []benchkit.Part
+
+	// timelinePrinted are the Prometheus runs whose timeline the report
+	// of an earlier bus printed.
+	timelinePrinted map[*Measurement]bool
 }
 
 type tmaflowAddrs struct {
-	broker, monitor, labeler, persister, debug string
+	monitor, labeler, persister, debug string
 }
 
-// Run runs the benchmark, printing as it goes.
-func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error) {
+// Run runs the benchmark, printing as it goes: tmaflow on each bus in
+// turn, then Prometheus with the series tmaflow stored. It returns one
+// Report per bus, in the order of Config.Buses.
+func Run(ctx context.Context, cfg Config, out io.Writer) (reps []Report, err error) {
 	if err := cfg.Validate(); err != nil {
-		return Report{}, err
+		return nil, err
 	}
-	b := &bench{cfg: cfg, out: out, client: &http.Client{Timeout: 10 * time.Second}}
+	b := &bench{cfg: cfg, out: out, client: &http.Client{Timeout: 10 * time.Second}, timelinePrinted: map[*Measurement]bool{}}
 	if b.dir = cfg.OutDir; b.dir == "" {
 		if b.dir, err = os.MkdirTemp("", "tmaflow-pipebench-"); err != nil {
-			return Report{}, fmt.Errorf("temp dir: %w", err)
+			return nil, fmt.Errorf("temp dir: %w", err)
 		}
 		defer func() { err = errors.Join(err, os.RemoveAll(b.dir)) }()
 	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		return Report{}, fmt.Errorf("out dir: %w", err)
+		return nil, fmt.Errorf("out dir: %w", err)
 	}
 	if b.bin, err = cfg.Tmaflow(ctx, b.dir, out); err != nil {
-		return Report{}, err
+		return nil, err
 	}
-	if err := b.startTmaflow(ctx); err != nil {
-		return Report{}, err
+	var sets []map[string]string
+	for _, kind := range cfg.Buses {
+		rep, s, err := b.tmaflowRun(ctx, kind)
+		reps = append(reps, rep)
+		if err != nil {
+			return reps, fmt.Errorf("tmaflow on %s: %w", kind, err)
+		}
+		if sets == nil {
+			sets = s
+		} else if len(s) != len(sets) {
+			b.printf("note: tmaflow on %s stored %d series, on %s %d\n", kind, len(s), cfg.Buses[0], len(sets))
+		}
 	}
+	if cfg.Prometheus != "" {
+		groups := benchkit.GroupSeries(sets)
+		perReq := max(cfg.SamplesPerRequest/cfg.DataItems, 1)
+		prom, err := b.prometheusPhase(ctx, groups, perReq)
+		if err != nil {
+			return reps, err
+		}
+		var same *Measurement
+		if n := cfg.MessagesPerRequest; cfg.SameShape && n != perReq {
+			if same, err = b.prometheusPhase(ctx, groups, n); err != nil {
+				return reps, err
+			}
+		}
+		for i := range reps {
+			reps[i].Prometheus, reps[i].PrometheusSameShape = prom, same
+		}
+	}
+	for _, rep := range reps {
+		b.printReport(rep)
+	}
+	if len(reps) > 1 {
+		b.printBuses(reps)
+	}
+	return reps, nil
+}
+
+// tmaflowRun measures tmaflow on bus kind: it starts it, searches the
+// highest sustained rate, lists the series stored and stops it.
+func (b *bench) tmaflowRun(ctx context.Context, kind string) (rep Report, sets []map[string]string, err error) {
+	rep.Bus = kind
 	defer func() {
 		if b.tf != nil {
 			err = errors.Join(err, b.tf.Stop(time.Minute))
+			b.tf = nil
+		}
+		if b.lags != nil {
+			err = errors.Join(err, b.lags.Close())
+			b.lags = nil
 		}
 	}()
-	b.printf("tmaflow pid %d: monitor %s, persister %s, broker %s, GOMAXPROCS of this process %d, %d CPUs\n",
-		b.tf.PID(), b.addrs.monitor, b.addrs.persister, b.addrs.broker, runtime.GOMAXPROCS(0), runtime.NumCPU())
-	b.printf("%d-observation messages, %d per request, %d resources (%d series), %d connections, %s warm-up + %s measured per rate\n\n",
-		cfg.DataItems, cfg.MessagesPerRequest, cfg.Resources, cfg.Resources*cfg.DataItems, cfg.Concurrency, cfg.Warmup, cfg.Duration)
-
-	if err := b.tmaflowPhase(ctx, &rep); err != nil {
-		return rep, err
+	if err := b.startTmaflow(ctx, kind); err != nil {
+		return rep, nil, err
 	}
-	sets, err := b.series(ctx)
-	if err != nil {
-		return rep, err
+	b.printf("\n== tmaflow on %s ==\n", b.bus.Title())
+	b.printf("tmaflow pid %d: monitor %s, persister %s, bus %s, GOMAXPROCS of this process %d, %d CPUs\n",
+		b.tf.PID(), b.addrs.monitor, b.addrs.persister, b.bus.URL(), runtime.GOMAXPROCS(0), runtime.NumCPU())
+	b.printf("bus durability: %s\n", b.bus.Durability(b.cfg.TmaflowArgs))
+	b.printf("%d-observation messages, %d per request, %d resources (%d series), %d connections, %s warm-up + %s measured per rate\n\n",
+		b.cfg.DataItems, b.cfg.MessagesPerRequest, b.cfg.Resources, b.cfg.Resources*b.cfg.DataItems, b.cfg.Concurrency, b.cfg.Warmup, b.cfg.Duration)
+	if err := b.tmaflowPhase(ctx, &rep); err != nil {
+		return rep, nil, err
+	}
+	if sets, err = b.series(ctx); err != nil {
+		return rep, nil, err
 	}
 	rep.Series = len(sets)
 	err = b.tf.Stop(time.Minute)
 	b.tf = nil
 	if err != nil {
-		return rep, fmt.Errorf("stop tmaflow: %w", err)
+		return rep, nil, fmt.Errorf("stop tmaflow: %w", err)
 	}
-	if cfg.Prometheus != "" {
-		groups := benchkit.GroupSeries(sets)
-		perReq := max(cfg.SamplesPerRequest/cfg.DataItems, 1)
-		if rep.Prometheus, err = b.prometheusPhase(ctx, groups, perReq); err != nil {
-			return rep, err
-		}
-		if same := cfg.MessagesPerRequest; cfg.SameShape && same != perReq {
-			if rep.PrometheusSameShape, err = b.prometheusPhase(ctx, groups, same); err != nil {
-				return rep, err
-			}
-		}
-	}
-	b.printReport(rep)
-	return rep, nil
+	return rep, sets, nil
 }
 
 func (b *bench) printf(format string, args ...any) { _, _ = fmt.Fprintf(b.out, format, args...) }
 
-func (b *bench) startTmaflow(ctx context.Context) error {
+// startTmaflow starts tmaflow on the embedded broker or server of bus
+// kind, with a data dir of its own.
+func (b *bench) startTmaflow(ctx context.Context, kind string) error {
 	ports, err := benchkit.FreePorts(5)
 	if err != nil {
 		return err
 	}
-	b.addrs = tmaflowAddrs{broker: ports[0], monitor: ports[1], labeler: ports[2], persister: ports[3], debug: ports[4]}
+	b.bus = benchkit.Bus{Kind: kind, Addr: ports[0]}
+	b.addrs = tmaflowAddrs{monitor: ports[1], labeler: ports[2], persister: ports[3], debug: ports[4]}
+	b.byService = byService(kind)
 	reg, err := filepath.Abs(b.cfg.Registry)
 	if err != nil {
 		return fmt.Errorf("registry path: %w", err)
 	}
-	args := append([]string{
+	args := append(append([]string{
 		"-target=monitor,labeler,persister",
-		"-data-dir=" + filepath.Join(b.dir, "tmaflow-data"),
+		"-data-dir=" + filepath.Join(b.dir, "tmaflow-"+kind+"-data"),
 		"-registry=" + reg,
-		"-broker.listen-address=" + b.addrs.broker,
-		"-monitor.listen-address=" + b.addrs.monitor,
-		"-labeler.listen-address=" + b.addrs.labeler,
-		"-persister.listen-address=" + b.addrs.persister,
-		"-debug.listen-address=" + b.addrs.debug,
+	}, b.bus.Args()...),
+		"-monitor.listen-address="+b.addrs.monitor,
+		"-labeler.listen-address="+b.addrs.labeler,
+		"-persister.listen-address="+b.addrs.persister,
+		"-debug.listen-address="+b.addrs.debug,
 		"-log.level=warn",
-	}, b.cfg.TmaflowArgs...)
-	if b.tf, err = benchkit.StartProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow.log")); err != nil {
+	)
+	args = append(args, b.cfg.TmaflowArgs...)
+	if b.tf, err = benchkit.StartProcess("tmaflow", b.bin, args, filepath.Join(b.dir, "tmaflow-"+kind+".log")); err != nil {
 		return err
 	}
 	for _, addr := range []string{b.addrs.monitor, b.addrs.labeler, b.addrs.persister} {
@@ -263,8 +340,8 @@ func (b *bench) startTmaflow(ctx context.Context) error {
 			return err
 		}
 	}
-	b.lags = benchkit.NewLagReader(b.addrs.broker)
-	return nil
+	b.lags, err = b.bus.Lags()
+	return err
 }
 
 func (b *bench) sendConfig(rate float64) benchkit.SendConfig {
@@ -354,12 +431,12 @@ func (b *bench) profileBest(ctx context.Context, rep *Report) error {
 	if r == nil || r.profile == "" {
 		return nil
 	}
-	s, err := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, r.profile, r.profileWall, byService, benchkit.ByWork)
+	s, err := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, r.profile, r.profileWall, b.byService, benchkit.ByWork)
 	if err != nil {
 		b.printf("profile summary: %v\n", err)
 		return nil
 	}
-	s.Run = r.Name
+	s.Run = r.Name + " on " + b.bus.Kind
 	rep.Profile, rep.profiled = &s, r
 	return nil
 }
@@ -378,7 +455,7 @@ func (b *bench) measure(ctx context.Context, name string, rate float64, warmup, 
 	var profErr chan error
 	if rate > 0 && b.addrs.debug != "" {
 		profErr = make(chan error, 1)
-		r.profile = filepath.Join(b.dir, fmt.Sprintf("tmaflow-%s.pprof", sanitize(name)))
+		r.profile = filepath.Join(b.dir, fmt.Sprintf("tmaflow-%s-%s.pprof", b.bus.Kind, sanitize(name)))
 		r.profileWall = window - b.cfg.SampleInterval
 		go func() {
 			if !service.Sleep(ctx, warmup+b.cfg.SampleInterval/2) {
