@@ -26,6 +26,9 @@ const (
 	HeaderError       = "error"
 	HeaderSourceTopic = "source-topic"
 	HeaderStage       = "stage"
+	// HeaderMQTTTopic is the MQTT topic a record came from (the bridge
+	// sets it; the labeler's rules read it as __mqtt_topic__).
+	HeaderMQTTTopic = "mqtt-topic"
 )
 
 // Values of the source header.

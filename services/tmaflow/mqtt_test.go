@@ -112,7 +112,7 @@ func TestMQTTEndToEnd(t *testing.T) {
 			}
 			require.Equal(t, string(msg), string(r.Value), "byte for byte")
 			require.Equal(t, demoTenant, h[contract.HeaderTenant])
-			require.Equal(t, "demo/tma/demo-host", h[bridge.HeaderMQTTTopic])
+			require.Equal(t, "demo/tma/demo-host", h[contract.HeaderMQTTTopic])
 			require.Equal(t, contract.ResourceKey(101098), r.Key)
 			return true
 		}

@@ -49,7 +49,7 @@ func TestBatchMerge(t *testing.T) {
 			}
 			recs := bus.topic(contract.TopicSamples)
 			require.Len(t, recs, tc.wantRecords)
-			require.Equal(t, tc.wantHeader, recs[0].Metadata[HeaderMQTTTopic])
+			require.Equal(t, tc.wantHeader, recs[0].Metadata[contract.HeaderMQTTTopic])
 			n := 0
 			for _, r := range recs {
 				bt, err := samples.Decode(r.Payload)

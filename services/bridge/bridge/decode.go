@@ -19,11 +19,6 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/tma"
 )
 
-// HeaderMQTTTopic is the header with the MQTT topic a record came from,
-// which the labeler's label rules read as __mqtt_topic__ (the labeler's
-// HeaderMQTTTopic; its module is not linked into the bridge's binary).
-const HeaderMQTTTopic = "mqtt-topic"
-
 // Stage names the bridge in the stage header of its dead letters.
 const Stage = "bridge"
 
@@ -69,7 +64,7 @@ func (s *sampleSet) build() []*message.Message {
 	out := ingest.SampleRecords(s.tenant, contract.SourceMQTT, s.receivedAt, s.series)
 	if s.mqttTopic != "" {
 		for _, m := range out {
-			m.Metadata[HeaderMQTTTopic] = s.mqttTopic
+			m.Metadata[contract.HeaderMQTTTopic] = s.mqttTopic
 		}
 	}
 	return out
@@ -124,7 +119,7 @@ func decode(in inbound, r *Route, captures []samples.Label) (decoded, error) {
 		return out, fmt.Errorf("unknown format %q", r.Format)
 	}
 	for _, m := range out.records {
-		m.Metadata[HeaderMQTTTopic] = in.topic
+		m.Metadata[contract.HeaderMQTTTopic] = in.topic
 	}
 	return out, nil
 }

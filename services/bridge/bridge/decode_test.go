@@ -75,7 +75,7 @@ func TestDecodeFormats(t *testing.T) {
 			}
 			require.Equal(t, tc.want, got)
 			for _, m := range d.samples.build() {
-				require.Equal(t, tc.topic, m.Metadata[HeaderMQTTTopic])
+				require.Equal(t, tc.topic, m.Metadata[contract.HeaderMQTTTopic])
 				require.Equal(t, contract.SourceMQTT, m.Metadata[contract.HeaderSource])
 				require.Equal(t, "acme", m.Metadata[contract.HeaderTenant])
 			}
@@ -91,7 +91,7 @@ func TestDecodeTMAByteForByte(t *testing.T) {
 	require.Len(t, d.records, 1)
 	require.Equal(t, msg, string(d.records[0].Payload))
 	require.Equal(t, string(contract.ResourceKey(101)), d.records[0].Metadata["_key"])
-	require.Equal(t, "acme/tma/host1", d.records[0].Metadata[HeaderMQTTTopic])
+	require.Equal(t, "acme/tma/host1", d.records[0].Metadata[contract.HeaderMQTTTopic])
 }
 
 func TestDecodeRefuses(t *testing.T) {

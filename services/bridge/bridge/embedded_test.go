@@ -66,7 +66,7 @@ func TestMosquittoPub(t *testing.T) {
 	require.NoError(t, err, string(out))
 	rec := bus.awaitRecords(t, contract.TopicSamples, 1)[0]
 	require.Equal(t, "acme", rec.Metadata[contract.HeaderTenant])
-	require.Equal(t, "acme/sites/s1/devices/d1/metrics/temp", rec.Metadata[HeaderMQTTTopic])
+	require.Equal(t, "acme/sites/s1/devices/d1/metrics/temp", rec.Metadata[contract.HeaderMQTTTopic])
 
 	out, err = mosquittoPub(t, b.MQTTAddr(), "-q", "1", "-u", "acme-device", "-P", "acme-secret", "-t", "acme/sites/s1/devices/d1/metrics/temp", "-m", "warm")
 	require.NoError(t, err, string(out))

@@ -77,7 +77,7 @@ func TestExternalMosquitto(t *testing.T) {
 	require.NoError(t, err, string(out))
 	rec := bus.awaitRecords(t, contract.TopicSamples, 1)[0]
 	require.Equal(t, "acme", rec.Metadata[contract.HeaderTenant])
-	require.Equal(t, "acme/sensors/d1", rec.Metadata[HeaderMQTTTopic])
+	require.Equal(t, "acme/sensors/d1", rec.Metadata[contract.HeaderMQTTTopic])
 
 	mq.stop(t)
 	mq.start(t)

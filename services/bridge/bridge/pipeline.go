@@ -170,6 +170,6 @@ func deadLetter(in inbound, cause error) decoded {
 	m.Metadata[contract.HeaderError] = text
 	m.Metadata[contract.HeaderSourceTopic] = in.topic
 	m.Metadata[contract.HeaderStage] = Stage
-	m.Metadata[HeaderMQTTTopic] = in.topic
+	m.Metadata[contract.HeaderMQTTTopic] = in.topic
 	return decoded{topic: contract.TopicDLQ, records: []*message.Message{m}}
 }

@@ -13,10 +13,6 @@ import (
 	"github.com/tmaflow/tmaflow/pkg/tma"
 )
 
-// HeaderMQTTTopic is the header with the MQTT topic a record was received
-// on, which label rules read as __mqtt_topic__.
-const HeaderMQTTTopic = "mqtt-topic"
-
 // handleTMA maps a batch of topic-monitor records (each one TMA message,
 // or an array of them) and publishes what they make to topic-metrics in
 // one Publish (batchOut); it returns, and the records are acknowledged,
@@ -88,7 +84,7 @@ func (s *Service) recordOf(msg *message.Message) record {
 	return record{
 		tenant:    msg.Metadata.Get(contract.HeaderTenant),
 		source:    msg.Metadata.Get(contract.HeaderSource),
-		mqttTopic: msg.Metadata.Get(HeaderMQTTTopic),
+		mqttTopic: msg.Metadata.Get(contract.HeaderMQTTTopic),
 	}
 }
 

@@ -223,7 +223,7 @@ func TestSamplesToMetrics(t *testing.T) {
 	}})
 	h.send(t, contract.TopicSamples, in, map[string]string{
 		contract.HeaderTenant: "acme", contract.HeaderSource: contract.SourceMQTT,
-		contract.HeaderReceivedAt: "5", labeler.HeaderMQTTTopic: "plant/porto/dev7/temp",
+		contract.HeaderReceivedAt: "5", contract.HeaderMQTTTopic: "plant/porto/dev7/temp",
 	})
 	m := receive(t, h.metrics)
 	require.Equal(t, samples.MetricsKey("acme", "instance=dev7"), bus.Key(m))

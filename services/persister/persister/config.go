@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tmaflow/tmaflow/pkg/bus"
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
@@ -179,7 +180,7 @@ func (c Config) Validate() error {
 	check(c.Query.MaxConcurrency > 0, "query.max-concurrency must be > 0, got %d", c.Query.MaxConcurrency)
 
 	check(c.API.TenantHeader == "" || validHeaderName(c.API.TenantHeader), "api.tenant-header %q is not a valid header name", c.API.TenantHeader)
-	check(c.API.DefaultTenant == "" || validTenant(c.API.DefaultTenant), "api.default-tenant %q is not a valid tenant", c.API.DefaultTenant)
+	check(c.API.DefaultTenant == "" || contract.ValidTenant(c.API.DefaultTenant), "api.default-tenant %q is not a valid tenant", c.API.DefaultTenant)
 
 	rw := c.RemoteWrite
 	for _, u := range rw.URLs {
@@ -213,23 +214,6 @@ func validHeaderName(s string) bool {
 	}
 	for _, r := range s {
 		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return false
-		}
-	}
-	return true
-}
-
-// maxTenantLen bounds tenant ids, as Mimir does.
-const maxTenantLen = 150
-
-// validTenant reports whether s can be a tenant id: non-empty, bounded,
-// printable ASCII without separators that would confuse a path or header.
-func validTenant(s string) bool {
-	if s == "" || len(s) > maxTenantLen {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r > 0x7e || r == '/' || r == '|' {
 			return false
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/registry"
 )
 
@@ -57,7 +58,7 @@ func (s *Service) tenantOf(r *http.Request) (string, *authError) {
 		return p.Tenant, nil
 	}
 	if header != "" {
-		if !validTenant(header) {
+		if !contract.ValidTenant(header) {
 			return "", &authError{http.StatusUnauthorized, authInvalid, fmt.Errorf("invalid tenant in %s", s.cfg.API.TenantHeader)}
 		}
 		return header, nil

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
@@ -96,7 +97,7 @@ func (c Config) Validate() error {
 	check(c.CheckInterval >= 0, "reports.check-interval must be >= 0, got %s", c.CheckInterval)
 	check(c.DataDir != "", "data-dir must be set")
 	for _, t := range c.Tenants {
-		check(validTenant(t), "tenants: %q is not a valid tenant", t)
+		check(contract.ValidTenant(t), "tenants: %q is not a valid tenant", t)
 	}
 	u, err := url.Parse(c.Query.URL)
 	check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "query.url %q: want an http(s) URL", c.Query.URL)

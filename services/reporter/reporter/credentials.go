@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tmaflow/tmaflow/pkg/contract"
 )
 
 // Credentials are HTTP Basic credentials a tenant's queries are sent
@@ -52,7 +54,7 @@ func LoadCredentials(path string) (map[string]Credentials, error) {
 	for _, t := range tenants {
 		c := raw[t]
 		switch {
-		case !validTenant(t):
+		case !contract.ValidTenant(t):
 			errs = append(errs, fmt.Errorf("credentials file %s: %q is not a valid tenant", path, t))
 			continue
 		case c.Username == "":

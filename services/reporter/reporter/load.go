@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tmaflow/tmaflow/pkg/contract"
 )
 
 // LoadDir reads every definition file <dir>/<tenant>/*.yaml|*.yml of the
@@ -42,7 +44,7 @@ func LoadDir(dir string, keep func(tenant string) bool) ([]Report, error) {
 			}
 			continue
 		}
-		if !validTenant(name) {
+		if !contract.ValidTenant(name) {
 			errs = append(errs, fmt.Errorf("reports directory %s: %q is not a valid tenant", path, name))
 			continue
 		}
@@ -101,20 +103,4 @@ func loadTenant(tenant, dir string) ([]Report, error) {
 
 func isDefinitionFile(name string) bool {
 	return slices.Contains([]string{".yaml", ".yml"}, filepath.Ext(name))
-}
-
-// maxTenantLen bounds tenant ids, as Mimir does.
-const maxTenantLen = 150
-
-// validTenant reports whether s can be a tenant id (and a directory name).
-func validTenant(s string) bool {
-	if s == "" || len(s) > maxTenantLen || s == "." || s == ".." {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r > 0x7e || r == '/' || r == '|' || r == '\\' {
-			return false
-		}
-	}
-	return true
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tmaflow/tmaflow/pkg/contract"
 )
 
 // Store keeps generated reports and each report's last run on disk:
@@ -107,7 +109,7 @@ type Entry struct {
 func (s *Store) List(tenant string) ([]Entry, error) {
 	root := filepath.Join(s.dir, "reports")
 	if tenant != "" {
-		if !validTenant(tenant) {
+		if !contract.ValidTenant(tenant) {
 			return nil, fmt.Errorf("invalid tenant %q", tenant)
 		}
 		root = filepath.Join(root, tenant)
@@ -150,7 +152,7 @@ func (s *Store) List(tenant string) ([]Entry, error) {
 
 // Path is the path of a stored file, or "" if the names are not safe.
 func (s *Store) Path(tenant, report, file string) string {
-	if !validTenant(tenant) || !validName.MatchString(report) || file == "" || strings.HasPrefix(file, ".") ||
+	if !contract.ValidTenant(tenant) || !validName.MatchString(report) || file == "" || strings.HasPrefix(file, ".") ||
 		strings.ContainsAny(file, `/\`) {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/tmaflow/tmaflow/pkg/contract"
 	"github.com/tmaflow/tmaflow/pkg/service"
 )
 
@@ -133,7 +134,7 @@ func (c Config) Validate() error {
 	check(c.ShutdownTimeout > 0, "shutdown-timeout must be > 0, got %s", c.ShutdownTimeout)
 	check(c.RulesCheckInterval >= 0, "rules.check-interval must be >= 0, got %s", c.RulesCheckInterval)
 	for _, t := range c.Tenants {
-		check(validTenant(t), "tenants: %q is not a valid tenant", t)
+		check(contract.ValidTenant(t), "tenants: %q is not a valid tenant", t)
 	}
 	check(c.Window > 0, "window must be > 0, got %s", c.Window)
 	check(c.TruncateInterval > 0, "truncate-interval must be > 0, got %s", c.TruncateInterval)
@@ -161,20 +162,4 @@ func (c Config) Validate() error {
 		check(err == nil, "external-url %q: %v", a.ExternalURL, err)
 	}
 	return errors.Join(errs...)
-}
-
-// maxTenantLen bounds tenant ids, as Mimir does.
-const maxTenantLen = 150
-
-// validTenant reports whether s can be a tenant id (and a directory name).
-func validTenant(s string) bool {
-	if s == "" || len(s) > maxTenantLen || s == "." || s == ".." {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r > 0x7e || r == '/' || r == '|' || r == '\\' {
-			return false
-		}
-	}
-	return true
 }

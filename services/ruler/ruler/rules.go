@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
+
+	"github.com/tmaflow/tmaflow/pkg/contract"
 )
 
 // ruleFile is one parsed rule file of a tenant.
@@ -66,7 +68,7 @@ func listRuleFiles(dir string, keep func(tenant string) bool) (map[string]string
 			}
 			continue
 		}
-		if !validTenant(name) {
+		if !contract.ValidTenant(name) {
 			errs = append(errs, fmt.Errorf("rules directory %s: %q is not a valid tenant", path, name))
 			continue
 		}
