@@ -269,9 +269,13 @@ func (pc *partitionConsumer) iterator(ctx context.Context) (jetstream.MessagesCo
 		} else {
 			pc.pinned = atLeast(s.nc, 2, 11)
 			cons, err = s.js.CreateOrUpdateConsumer(ctx, pc.ts.stream, pc.consumerConfig())
+			// Pull requests outlive the pin no longer than half its TTL;
+			// without pinning the same short expiry bounds how long a
+			// pull request the server dropped (a busy or restarting
+			// server) stalls the partition: nats.go's default is 30s.
+			opts = append(opts, jetstream.PullExpiry(max(cfg.PinnedTTL/2, time.Second)))
 			if pc.pinned {
-				// Pull requests outlive the pin no longer than half its TTL.
-				opts = append(opts, jetstream.PullPriorityGroup(pinGroup), jetstream.PullExpiry(max(cfg.PinnedTTL/2, time.Second)))
+				opts = append(opts, jetstream.PullPriorityGroup(pinGroup))
 			}
 		}
 		var it jetstream.MessagesContext
