@@ -60,10 +60,11 @@ func (c *zstdCodec) NewWriter(w io.Writer) io.WriteCloser {
 	} else {
 		enc.Reset(w)
 	}
-	return &zstdWriter{codec: c, enc: enc}
+	return &zstdWriter{codec: c, enc: enc, err: io.ErrClosedPipe}
 }
 
-// zstdWriter hands its encoder back to the pool on Close.
+// zstdWriter hands its encoder back to the pool on Close. Without an
+// encoder (none could be made, or closed) it answers err.
 type zstdWriter struct {
 	codec *zstdCodec
 	enc   *zstd.Encoder
@@ -71,21 +72,15 @@ type zstdWriter struct {
 }
 
 func (w *zstdWriter) Write(p []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
-	}
 	if w.enc == nil {
-		return 0, io.ErrClosedPipe
+		return 0, w.err
 	}
 	return w.enc.Write(p)
 }
 
 func (w *zstdWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.err != nil {
-		return 0, w.err
-	}
 	if w.enc == nil {
-		return 0, io.ErrClosedPipe
+		return 0, w.err
 	}
 	return w.enc.ReadFrom(r)
 }
@@ -97,6 +92,6 @@ func (w *zstdWriter) Close() error {
 	err := w.enc.Close()
 	w.enc.Reset(io.Discard) // keep no reference to the batch's buffer
 	w.codec.encoders.Put(w.enc)
-	w.enc, w.err = nil, io.ErrClosedPipe
+	w.enc = nil
 	return err
 }

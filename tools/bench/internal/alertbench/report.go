@@ -23,7 +23,7 @@ func byService(kind string) []benchkit.Part {
 		clients,
 		{Name: "watermill router", Re: regexp.MustCompile(`ThreeDotsLabs/watermill`)},
 		{Name: "PromQL / rules / TSDB outside the ruler's stacks", Re: regexp.MustCompile(`prometheus/prometheus/(promql|rules|tsdb)`)},
-		{Name: "Go GC", Re: regexp.MustCompile(`runtime\.gcBgMarkWorker|runtime\.bgsweep|runtime\.bgscavenge`)},
+		benchkit.GoGCPart,
 	}
 }
 

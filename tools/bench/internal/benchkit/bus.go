@@ -144,6 +144,10 @@ func BusParts(kind string) (server, clients Part) {
 		Part{Name: "kafka clients (kafka-go: produce, fetch)", Re: regexp.MustCompile(`segmentio/kafka-go|tmaflow/pkg/bus`)}
 }
 
+// GoGCPart is the part of a by-service attribution that the runtime's
+// background collector takes (stacks rooted in its workers).
+var GoGCPart = Part{Name: "Go GC", Re: regexp.MustCompile(`runtime\.gcBgMarkWorker|runtime\.bgsweep|runtime\.bgscavenge`)}
+
 // LagSource reads consumer lags from a bus.
 type LagSource interface {
 	// Lags reads the lag of every consumer, in records.

@@ -207,7 +207,7 @@ func (b *bench) step(ctx context.Context, n int) (Step, error) {
 	st.BenchCPU = (cpu1.bench - cpu0.bench).Seconds() / r.Elapsed.Seconds()
 	if err := <-profErr; err != nil {
 		b.printf("profile of %d publishers: %v\n", n, err)
-	} else if p, err := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, profile, profileWall, byService, benchkit.ByWork); err != nil {
+	} else if p, err := benchkit.Summarise(ctx, b.cfg.GoBinary, b.bin, profile, profileWall, byService(), benchkit.ByWork); err != nil {
 		b.printf("profile summary of %d publishers: %v\n", n, err)
 	} else {
 		p.Run = fmt.Sprintf("%d publishers", n)

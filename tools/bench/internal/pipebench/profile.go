@@ -19,6 +19,6 @@ func byService(kind string) []benchkit.Part {
 		clients,
 		{Name: "watermill router", Re: regexp.MustCompile(`ThreeDotsLabs/watermill`)},
 		{Name: "TSDB background (head GC, compaction, WAL)", Re: regexp.MustCompile(`prometheus/prometheus/tsdb`)},
-		{Name: "Go GC", Re: regexp.MustCompile(`runtime\.gcBgMarkWorker|runtime\.bgsweep|runtime\.bgscavenge`)},
+		benchkit.GoGCPart,
 	}
 }
