@@ -19,7 +19,7 @@ const zstdWindow = 256 << 10
 // 256 KiB window and encoders that grow their buffers only as far as a
 // batch needs. Same level (3, SpeedDefault), same bytes on our records,
 // about the same CPU (BenchmarkCompression; SpeedFastest was no faster
-// on them and 4–10 % larger); readers of the batches (any zstd decoder,
+// on them, within noise, and 1–10 % larger); readers of the batches (any zstd decoder,
 // kcat, the Java client) see a standard zstd frame. Decoding stays
 // kafka-go's.
 type zstdCodec struct {
