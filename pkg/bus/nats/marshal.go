@@ -72,13 +72,14 @@ func toNATS(subject string, msg *message.Message) (*nats.Msg, error) {
 }
 
 // checkName refuses names that a header line cannot carry (a colon,
-// blanks, control bytes) and reserved ones.
+// blanks, control bytes), a comma (HeaderEncoded lists names
+// comma-separated) and reserved ones.
 func checkName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty", ErrHeaderName)
 	}
 	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
+		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' || c == ',' {
 			return fmt.Errorf("%w: %q has byte %q", ErrHeaderName, name, c)
 		}
 	}

@@ -82,7 +82,7 @@ func wire(t *testing.T, m *nats.Msg) nats.Header {
 }
 
 func TestMarshalRejectsHeaderNames(t *testing.T) {
-	for _, name := range []string{"a:b", "with space", "tab\t", "Tmaflow-Key", "tmaflow-uuid", "Nats-Msg-Id", "nats-expected-stream", "\xff"} {
+	for _, name := range []string{"a:b", "a,b", "with space", "tab\t", "Tmaflow-Key", "tmaflow-uuid", "Nats-Msg-Id", "nats-expected-stream", "\xff"} {
 		t.Run(name, func(t *testing.T) {
 			m := message.NewMessage("1", nil)
 			m.Metadata.Set(name, "v")
