@@ -65,6 +65,9 @@ func Main(ctx context.Context, m *Module, args []string, stdin io.Reader, stdout
 	if err != nil {
 		return errors.Join(err, b.Close())
 	}
+	if t := rtCfg.Tuner(logger, reg); t != nil {
+		r.Add(t.Execute, t.Interrupt)
+	}
 	done := make(chan struct{})
 	r.Add(func() error {
 		select {

@@ -38,6 +38,9 @@ type TSDBConfig struct {
 	RetentionBytes   int64
 	OutOfOrderWindow time.Duration
 	WALCompression   bool
+	// BlockDuration is the time range of the head before it is written
+	// to a block: the head holds up to 1.5× it in memory.
+	BlockDuration time.Duration
 }
 
 // QueryConfig configures the PromQL engine.
@@ -121,6 +124,7 @@ func (c *Config) RegisterFlags(f service.FlagSet) {
 	f.Int64Var(&c.TSDB.RetentionBytes, "tsdb.retention-bytes", 0, "Most bytes of blocks kept, oldest dropped first (0: no limit).")
 	f.DurationVar(&c.TSDB.OutOfOrderWindow, "tsdb.out-of-order-window", time.Hour, "How far behind the newest sample in the TSDB a sample older than its series' newest is still accepted (edge devices replay buffered data late); older ones go to topic-dlq. 0 disables out-of-order ingestion.")
 	f.BoolVar(&c.TSDB.WALCompression, "tsdb.wal-compression", true, "Compress the WAL with snappy.")
+	f.DurationVar(&c.TSDB.BlockDuration, "tsdb.block-duration", 2*time.Hour, "Time range of the in-memory head before it is compacted into a block on disk (Prometheus's --storage.tsdb.min-block-duration): the head holds up to 1.5 times it, so its memory is about samples/s × 1.5 × this × ~1.3 bytes plus the series. Shorter: less memory, more and smaller blocks. At least 1m.")
 
 	f.DurationVar(&c.Query.Timeout, "query.timeout", 2*time.Minute, "Longest a query may run.")
 	f.IntVar(&c.Query.MaxSamples, "query.max-samples", 50_000_000, "Most samples a query may hold in memory at once.")
@@ -173,6 +177,7 @@ func (c Config) Validate() error {
 	check(c.TSDB.Retention > 0, "tsdb.retention must be > 0, got %s", c.TSDB.Retention)
 	check(c.TSDB.RetentionBytes >= 0, "tsdb.retention-bytes must be >= 0, got %d", c.TSDB.RetentionBytes)
 	check(c.TSDB.OutOfOrderWindow >= 0, "tsdb.out-of-order-window must be >= 0, got %s", c.TSDB.OutOfOrderWindow)
+	check(c.TSDB.BlockDuration >= time.Minute, "tsdb.block-duration must be >= 1m, got %s", c.TSDB.BlockDuration)
 
 	check(c.Query.Timeout > 0, "query.timeout must be > 0, got %s", c.Query.Timeout)
 	check(c.Query.MaxSamples > 0, "query.max-samples must be > 0, got %d", c.Query.MaxSamples)

@@ -22,6 +22,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero retention", func(c *Config) { c.TSDB.Retention = 0 }, "tsdb.retention must be > 0"},
 		{"negative window", func(c *Config) { c.TSDB.OutOfOrderWindow = -time.Second }, "tsdb.out-of-order-window must be >= 0"},
 		{"no window", func(c *Config) { c.TSDB.OutOfOrderWindow = 0 }, ""},
+		{"short blocks", func(c *Config) { c.TSDB.BlockDuration = 30 * time.Second }, "tsdb.block-duration must be >= 1m"},
 		{"zero query timeout", func(c *Config) { c.Query.Timeout = 0 }, "query.timeout must be > 0"},
 		{"zero concurrency", func(c *Config) { c.Query.MaxConcurrency = 0 }, "query.max-concurrency must be > 0"},
 		{"bad tenant header", func(c *Config) { c.API.TenantHeader = "X Org" }, `api.tenant-header "X Org" is not a valid header name`},

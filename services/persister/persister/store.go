@@ -49,6 +49,11 @@ func openTSDB(cfg TSDBConfig, logger *slog.Logger, reg prometheus.Registerer) (*
 	opts.RetentionDuration = cfg.Retention.Milliseconds()
 	opts.MaxBytes = cfg.RetentionBytes
 	opts.OutOfOrderTimeWindow = cfg.OutOfOrderWindow.Milliseconds()
+	if cfg.BlockDuration > 0 {
+		// Compacted blocks still grow to the default's larger ranges.
+		opts.MinBlockDuration = cfg.BlockDuration.Milliseconds()
+		opts.MaxBlockDuration = max(opts.MaxBlockDuration, opts.MinBlockDuration)
+	}
 	if cfg.WALCompression {
 		opts.WALCompression = compression.Snappy
 	}

@@ -201,6 +201,29 @@ func TestEqualSeriesAreMerged(t *testing.T) {
 	require.Len(t, stored(t, db)[`{__name__="x", r="1", tenant="acme"}`], 2)
 }
 
+// TestBlockDurationBoundsHead: with -tsdb.block-duration=1m the head is
+// compacted into blocks once it spans more than 1.5 minutes, so it holds
+// minutes of samples, not the default's hours, and nothing is lost.
+func TestBlockDurationBoundsHead(t *testing.T) {
+	cfg := DefaultConfig().TSDB
+	cfg.Path = t.TempDir()
+	cfg.BlockDuration = time.Minute
+	db, err := openTSDB(cfg, nil, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+	st := &store{db: db}
+	const minutes = 10
+	for s := range minutes * 6 {
+		_, err := st.append(context.Background(), batch("acme", at(series("x", "r", "1"), time.Duration(s)*10*time.Second, float64(s))))
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Compact(context.Background()))
+	require.NotEmpty(t, db.Blocks(), "the head was compacted")
+	head := time.Duration(db.Head().MaxTime()-db.Head().MinTime()) * time.Millisecond
+	require.LessOrEqual(t, head, 3*time.Minute, "the head spans minutes, not hours")
+	require.Len(t, stored(t, db)[`{__name__="x", r="1", tenant="acme"}`], minutes*6)
+}
+
 // BenchmarkAppend measures the TSDB append path of one batch of 100
 // series of 10 samples each (about what the labeler publishes per
 // resource), new timestamps every time.

@@ -30,6 +30,9 @@ type Options struct {
 	// Signals makes SIGINT/SIGTERM shut down and SIGHUP reload, as the
 	// binary does; in-process tests call Shutdown and Reload instead.
 	Signals bool
+	// TuneGC runs the GC tuner of -runtime.gc-headroom-mib, as the binary
+	// does; it sets the process's GC percentage, which tests leave alone.
+	TuneGC bool
 }
 
 // App is a configured tmaflow, ready to Run.
@@ -90,6 +93,11 @@ func New(cfg Config, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	a.runner.Add(guard.Execute, guard.Interrupt)
+	if opts.TuneGC {
+		if t := cfg.Runtime.Tuner(logger.With("component", "runtime"), reg); t != nil {
+			a.runner.Add(t.Execute, t.Interrupt)
+		}
+	}
 	if cfg.DebugListenAddress != "" {
 		if a.debug, err = service.Listen(cfg.DebugListenAddress, debugMux(), nil, logger.With("component", "debug")); err != nil {
 			return nil, fmt.Errorf("debug server: %w", err)

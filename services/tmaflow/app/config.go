@@ -46,6 +46,11 @@ type Config struct {
 // DefaultMemoryLimitMiB is the all-in-one's default Go memory limit.
 const DefaultMemoryLimitMiB = 2048
 
+// DefaultGCHeadroomMiB is the all-in-one's default GC headroom: its heap
+// under 16 MiB keeps 400%, one of 64 MiB and more is collected at Go's
+// default 100%, so RSS stays about twice the live heap, not five times.
+const DefaultGCHeadroomMiB = 64
+
 // dataDirFlag is a module flag whose default is a subdirectory of DataDir.
 type dataDirFlag struct {
 	flag   *flag.Flag
@@ -64,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	// The all-in-one's heap is small at the scale one process serves; the
 	// memory limit is the budget that refuses ingest before an OOM kill.
 	c.Runtime.DefaultMemoryLimitMiB = DefaultMemoryLimitMiB
+	c.Runtime.DefaultGCHeadroomMiB = DefaultGCHeadroomMiB
 	c.Runtime.RegisterFlags(fs, 400)
 	c.Budget.RegisterFlags(fs)
 	c.Bus.RegisterEmbeddedFlags(fs)

@@ -58,7 +58,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Runtime.Apply(logger)
-	a, err := New(cfg, Options{Logger: logger, Registry: prometheus.NewRegistry(), Signals: true})
+	a, err := New(cfg, Options{Logger: logger, Registry: prometheus.NewRegistry(), Signals: true, TuneGC: true})
 	if err != nil {
 		logger.Error("tmaflow could not start", "err", err)
 		return 1

@@ -12,8 +12,8 @@ import (
 // StartPrometheus starts the Prometheus binary bin as a remote-write
 // receiver on a free port, with no scrape targets, its TSDB in
 // dir/<name>-data and its log in dir/<name>.log, and waits until it is
-// ready. addr is its host:port.
-func StartPrometheus(ctx context.Context, bin, dir, name string) (p *Process, addr string, err error) {
+// ready, with extra flags appended. addr is its host:port.
+func StartPrometheus(ctx context.Context, bin, dir, name string, extra ...string) (p *Process, addr string, err error) {
 	ports, err := FreePorts(1)
 	if err != nil {
 		return nil, "", err
@@ -23,13 +23,13 @@ func StartPrometheus(ctx context.Context, bin, dir, name string) (p *Process, ad
 	if err := os.WriteFile(cfgPath, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
 		return nil, "", fmt.Errorf("prometheus config: %w", err)
 	}
-	p, err = StartProcess("prometheus", bin, []string{
+	p, err = StartProcess("prometheus", bin, append([]string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + filepath.Join(dir, name+"-data"),
 		"--web.listen-address=" + addr,
 		"--web.enable-remote-write-receiver",
 		"--log.level=warn",
-	}, filepath.Join(dir, name+".log"))
+	}, extra...), filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, "", err
 	}

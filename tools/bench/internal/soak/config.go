@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
 
@@ -28,6 +30,10 @@ type Config struct {
 	// (-ruler.window); RetentionCheck how often both are enforced.
 	Retention      time.Duration
 	RetentionCheck time.Duration
+	// TSDBBlock is the TSDB's block duration, tmaflow's and Prometheus's
+	// alike: their heads hold up to 1.5× it, so both reach a steady
+	// state within minutes (0: their defaults, 2h).
+	TSDBBlock time.Duration
 	// SegmentBytes is the broker's segment size (0: tmaflow's default).
 	SegmentBytes int64
 	RulesDir     string
@@ -74,10 +80,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SampleInterval, "sample-interval", 10*time.Second, "How often RSS, heap, data dir, latency and counts are read.")
 	fs.DurationVar(&c.Retention, "retention", 3*time.Minute, "Time-compressed retention: tmaflow's -broker.retention, -broker.stream-retention and -ruler.window, where the binary has them (the TSDB keeps its own, longer than the run, so stored samples can be counted).")
 	fs.DurationVar(&c.RetentionCheck, "retention-check-interval", 10*time.Second, "tmaflow's -broker.retention-check-interval and -ruler.truncate-interval.")
+	fs.DurationVar(&c.TSDBBlock, "tsdb.block-duration", 2*time.Minute, "Time-compressed TSDB head: tmaflow's -persister.tsdb.block-duration and Prometheus's --storage.tsdb.min-block-duration and max-block-duration, so both heads compact within minutes instead of growing for 2 h, and the comparison is of steady states (0: their defaults).")
 	fs.Int64Var(&c.SegmentBytes, "segment-bytes", 1<<20, "tmaflow's -broker.segment-bytes: retention deletes whole segments, so at a compressed retention they must fill in a fraction of it (0: tmaflow's default).")
 	fs.StringVar(&c.RulesDir, "rules-dir", "", "tmaflow's -ruler.rules.dir (e.g. ../../examples/rules, make run's); empty: the ruler runs without rules.")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 3*time.Minute, "Longest wait after the load for the labeler and persister to commit everything before stored samples are counted.")
-	fs.DurationVar(&c.PrometheusDuration, "prometheus.duration", 5*time.Minute, "How long Prometheus is remote-written the same series at the same samples/s for the RSS comparison (at most -duration; 0: no comparison).")
+	fs.DurationVar(&c.PrometheusDuration, "prometheus.duration", 8*time.Minute, "How long Prometheus is remote-written the same series at the same samples/s for the RSS comparison (at most -duration; 0: no comparison). Its last half should start after its head's first compaction (about 2 × tsdb.block-duration).")
 	fs.IntVar(&c.PrometheusSamplesPerRequest, "prometheus.samples-per-request", 2000, "Samples per remote-write request to Prometheus (its max_samples_per_send default).")
 	fs.IntVar(&c.PrometheusWriters, "prometheus.writers", 8, "Remote-write connections to Prometheus.")
 	fs.BoolVar(&c.HeapProfile, "heap-profile", true, "Save tmaflow's heap profile (after a GC) at the end of the load and print its top entries.")
@@ -105,6 +112,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("warmup %s: must be at least 0 and shorter than the duration", c.Warmup)
 	case c.SampleInterval <= 0 || c.Duration < 4*c.SampleInterval:
 		return fmt.Errorf("duration %s: want at least four sample intervals (%s)", c.Duration, c.SampleInterval)
+	case c.TSDBBlock < 0 || (c.TSDBBlock > 0 && c.TSDBBlock < time.Minute):
+		return fmt.Errorf("tsdb.block-duration %s: 0 or at least 1m", c.TSDBBlock)
 	case c.Retention <= 0 || c.RetentionCheck <= 0:
 		return errors.New("retention and retention-check-interval must be positive")
 	case c.PrometheusDuration < 0:
@@ -120,4 +129,13 @@ func (c *Config) SamplesPerSecond() float64 { return c.Rate * float64(c.DataItem
 
 func (c *Config) tmaflowArgs() []string {
 	return append(append([]string{}, c.extraArgs...), c.TmaflowArgs...)
+}
+
+// prometheusArgs are Prometheus's flags for the same time-compressed head.
+func (c *Config) prometheusArgs() []string {
+	if c.TSDBBlock == 0 {
+		return nil
+	}
+	d := model.Duration(c.TSDBBlock).String()
+	return []string{"--storage.tsdb.min-block-duration=" + d, "--storage.tsdb.max-block-duration=" + d}
 }

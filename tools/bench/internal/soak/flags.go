@@ -39,7 +39,8 @@ type Setting struct{ Flag, Value string }
 // compression is the time-compressed retention as tmaflow flags: the
 // broker's retention (every topic, and the stream topics where the
 // binary has -broker.stream-retention), its check, its segment size (the
-// unit retention deletes), and the ruler's in-memory window.
+// unit retention deletes), the ruler's in-memory window and the TSDB's
+// block duration.
 func (c *Config) compression() []Setting {
 	out := []Setting{
 		{"broker.retention", c.Retention.String()},
@@ -47,6 +48,9 @@ func (c *Config) compression() []Setting {
 		{"broker.retention-check-interval", c.RetentionCheck.String()},
 		{"ruler.window", c.Retention.String()},
 		{"ruler.truncate-interval", c.RetentionCheck.String()},
+	}
+	if c.TSDBBlock > 0 {
+		out = append(out, Setting{"persister.tsdb.block-duration", c.TSDBBlock.String()})
 	}
 	if c.SegmentBytes > 0 {
 		out = append(out, Setting{"broker.segment-bytes", fmt.Sprint(c.SegmentBytes)})

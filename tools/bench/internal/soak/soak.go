@@ -353,7 +353,7 @@ func (s *soak) heapProfile(ctx context.Context) string {
 // prometheus remote-writes the load's series into a fresh Prometheus at
 // the load's samples/s for d, sampling its RSS.
 func (s *soak) prometheus(ctx context.Context, groups []benchkit.Group, d time.Duration) (_ *PrometheusRun, err error) {
-	p, addr, err := benchkit.StartPrometheus(ctx, s.cfg.Prometheus, s.dir, "prometheus-soak")
+	p, addr, err := benchkit.StartPrometheus(ctx, s.cfg.Prometheus, s.dir, "prometheus-soak", s.cfg.prometheusArgs()...)
 	if err != nil {
 		return nil, err
 	}
