@@ -32,7 +32,7 @@ type RuntimeConfig struct {
 func (c *RuntimeConfig) RegisterFlags(f FlagSet, defaultGCPercent int) {
 	c.defaultGCPercent = defaultGCPercent
 	f.IntVar(&c.GCPercent, "runtime.gc-percent", defaultGCPercent, "Heap growth between garbage collections, in percent (Go's GOGC; -1 turns collection off but for the memory limit). The GOGC environment variable wins over the default, this flag over both.")
-	f.Int64Var(&c.GCHeadroomMiB, "runtime.gc-headroom-mib", c.DefaultGCHeadroomMiB, "Most the heap grows past the live heap between collections, in MiB: after each collection the GC percentage becomes this over the live heap, between 100 (Go's default) and runtime.gc-percent, so a small heap keeps the high percentage and a large one is not let grow to several times itself. 0: runtime.gc-percent as is. Off when GOGC is set in the environment and runtime.gc-percent is not.")
+	f.Int64Var(&c.GCHeadroomMiB, "runtime.gc-headroom-mib", c.DefaultGCHeadroomMiB, "Most the heap grows past the live heap between collections, in MiB: after each collection the GC percentage becomes this over the live heap, between 25 and runtime.gc-percent, so a small heap keeps the high percentage and a large one is not let grow to several times itself. 0: runtime.gc-percent as is. Off when GOGC is set in the environment and runtime.gc-percent is not.")
 	f.Int64Var(&c.MemoryLimitMiB, "runtime.memory-limit-mib", c.DefaultMemoryLimitMiB, "Soft memory limit of the Go runtime in MiB (GOMEMLIMIT): collections run as often as needed to stay under it, whatever runtime.gc-percent says; the memory budget refuses ingest near it. 0: none, or GOMEMLIMIT from the environment, which wins over the default.")
 }
 

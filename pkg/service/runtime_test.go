@@ -85,7 +85,9 @@ func TestGCTuner(t *testing.T) {
 			{16 << 20, 400},  // exactly 400%
 			{32 << 20, 200},  // 64 MiB of 32
 			{64 << 20, 100},  // the headroom is the heap
-			{512 << 20, 100}, // never below Go's default
+			{128 << 20, 50},  // half the heap
+			{256 << 20, 25},  // a quarter
+			{512 << 20, 25},  // never below a quarter
 		} {
 			require.Equal(t, tc.want, tu.Percent(tc.live), "live %d MiB", tc.live>>20)
 		}
@@ -108,10 +110,10 @@ func TestGCTuner(t *testing.T) {
 		}
 		setSoFar := func() []int { mu.Lock(); defer mu.Unlock(); return slices.Clone(set) }
 		collect(128 << 20)
-		require.Eventually(t, func() bool { return slices.Equal(setSoFar(), []int{100}) }, 5*time.Second, time.Millisecond)
-		collect(130 << 20) // same percent: not set again
+		require.Eventually(t, func() bool { return slices.Equal(setSoFar(), []int{50}) }, 5*time.Second, time.Millisecond)
+		collect(127 << 20) // same percent: not set again
 		collect(20 << 20)
-		require.Eventually(t, func() bool { return slices.Equal(setSoFar(), []int{100, 320}) }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return slices.Equal(setSoFar(), []int{50, 320}) }, 5*time.Second, time.Millisecond)
 		require.Equal(t, 320.0, testutil.ToFloat64(tu.percent))
 		tu.Interrupt(nil)
 		require.NoError(t, <-done)
@@ -125,7 +127,8 @@ func TestGCTuner(t *testing.T) {
 		}{
 			{"default headroom", nil, "", true},
 			{"off", []string{"-runtime.gc-headroom-mib=0"}, "", false},
-			{"percent at Go's default", []string{"-runtime.gc-percent=100"}, "", false},
+			{"percent at Go's default", []string{"-runtime.gc-percent=100"}, "", true},
+			{"percent at the tuner's floor", []string{"-runtime.gc-percent=25"}, "", false},
 			{"collector off", []string{"-runtime.gc-percent=-1"}, "", false},
 			{"GOGC from the environment", nil, "200", false},
 			{"the flag wins over GOGC", []string{"-runtime.gc-percent=300"}, "200", true},

@@ -35,6 +35,9 @@ type window struct {
 // the heap to memory-mapped files.
 const windowMmapInterval = 10 * time.Second
 
+// windowChunkWriteBuffer is the write buffer of the window's chunk files.
+const windowChunkWriteBuffer = 256 << 10
+
 // newWindow opens an empty head. Samples of any series are accepted as far
 // back as the window (records of different partitions interleave), each
 // series in time order: the head's querier does not read an out-of-order
@@ -70,6 +73,10 @@ func openWindow(scratch string, win int64, mmapInterval time.Duration, reg prome
 	opts.MinBlockDuration = max(2*win, opts.MinBlockDuration)
 	opts.MaxBlockDuration = opts.MinBlockDuration
 	opts.BlockReloadInterval = mmapInterval
+	// The window's chunks are written in a burst every mmapInterval and
+	// never read back from the writer: 256 KiB of write buffer, not the
+	// persister's 4 MiB kept on the heap for the life of the process.
+	opts.HeadChunksWriteBufferSize = windowChunkWriteBuffer
 	db, err := tsdb.Open(dir, logger, reg, opts, nil)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open head: %w", err), os.RemoveAll(dir))

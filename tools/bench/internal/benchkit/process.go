@@ -79,10 +79,12 @@ func (p *Process) Stop(timeout time.Duration) error {
 	return errors.Join(err, p.log.Close())
 }
 
-// Usage is a process's resident memory and CPU time so far.
+// Usage is a process's resident memory and CPU time so far. RSSFile is
+// the part of RSS backed by files (memory-mapped TSDB chunks and blocks,
+// the binary): pages the kernel can drop and read again.
 type Usage struct {
-	RSS int64
-	CPU time.Duration
+	RSS, RSSFile int64
+	CPU          time.Duration
 }
 
 func (p *Process) Usage() (Usage, error) {
@@ -94,7 +96,11 @@ func (p *Process) Usage() (Usage, error) {
 	if err != nil {
 		return Usage{}, fmt.Errorf("%s stat: %w", p.name, err)
 	}
-	return Usage{RSS: int64(st.ResidentMemory()), CPU: time.Duration(st.CPUTime() * float64(time.Second))}, nil
+	status, err := proc.NewStatus()
+	if err != nil {
+		return Usage{}, fmt.Errorf("%s status: %w", p.name, err)
+	}
+	return Usage{RSS: int64(st.ResidentMemory()), RSSFile: int64(status.RssFile), CPU: time.Duration(st.CPUTime() * float64(time.Second))}, nil
 }
 
 // FreePorts returns n distinct free TCP ports on 127.0.0.1. They are

@@ -16,11 +16,11 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-const sampleHeader = "%7s %8s %8s %9s %8s %8s %8s %7s %7s %10s %8s %6s %7s %6s\n"
+const sampleHeader = "%7s %8s %6s %8s %9s %8s %8s %8s %7s %7s %10s %8s %6s %7s %6s\n"
 
 func printHeader(out io.Writer) {
-	_, _ = fmt.Fprintf(out, sampleHeader, "t", "RSS MiB", "heap MiB", "disk MiB", "kafka", "tsdb", "ruler", "p50 ms", "p99 ms", "accepted/s", "rejected", "lag", "tmaflow", "bench")
-	_, _ = fmt.Fprintf(out, sampleHeader, "", "", "after GC", "", "MiB", "MiB", "MiB", "(10s)", "(10s)", "", "(10s)", "recs", "cores", "cores")
+	_, _ = fmt.Fprintf(out, sampleHeader, "t", "RSS MiB", "files", "heap MiB", "disk MiB", "kafka", "tsdb", "ruler", "p50 ms", "p99 ms", "accepted/s", "rejected", "lag", "tmaflow", "bench")
+	_, _ = fmt.Fprintf(out, sampleHeader, "", "", "MiB", "after GC", "", "MiB", "MiB", "MiB", "(10s)", "(10s)", "", "(10s)", "recs", "cores", "cores")
 }
 
 // printSample prints the last of samples.
@@ -37,8 +37,8 @@ func printSample(out io.Writer, samples Samples, interval time.Duration) {
 	} else {
 		tf, bench = p.CPU.Seconds()/p.At.Seconds(), 0
 	}
-	_, _ = fmt.Fprintf(out, "%6.0fs %8.1f %8s %9.1f %8.1f %8.1f %8.1f %7.1f %7.1f %10.0f %8d %6d %7.2f %6.2f\n",
-		p.At.Seconds(), mib(p.RSS), heap, mib(p.Disk.Total), mib(p.Disk.Kafka), mib(p.Disk.TSDB), mib(p.Disk.Ruler),
+	_, _ = fmt.Fprintf(out, "%6.0fs %8.1f %6.1f %8s %9.1f %8.1f %8.1f %8.1f %7.1f %7.1f %10.0f %8d %6d %7.2f %6.2f\n",
+		p.At.Seconds(), mib(p.RSS), mib(p.RSSFile), heap, mib(p.Disk.Total), mib(p.Disk.Kafka), mib(p.Disk.TSDB), mib(p.Disk.Ruler),
 		ms(p.Answers.P50), ms(p.Answers.P99), float64(p.Answers.Accepted)/interval.Seconds(), p.Answers.Rejected, p.Lag, tf, bench)
 }
 
@@ -47,7 +47,7 @@ func benchCPUOf(p Sample) time.Duration { return p.BenchCPU }
 // Trends are the slopes of the last half of a run.
 type Trends struct {
 	From                     time.Duration
-	RSS, Heap                Trend
+	RSS, RSSFile, Heap       Trend
 	Disk, Kafka, TSDB, Ruler Trend
 	P50, P99                 Trend // milliseconds
 	AcceptedPerSecond        Trend
@@ -57,13 +57,14 @@ type Trends struct {
 func LastHalfTrends(samples Samples) Trends {
 	h := samples.LastHalf()
 	t := Trends{
-		RSS:   h.Trend(func(p Sample) float64 { return float64(p.RSS) }),
-		Disk:  h.Trend(func(p Sample) float64 { return float64(p.Disk.Total) }),
-		Kafka: h.Trend(func(p Sample) float64 { return float64(p.Disk.Kafka) }),
-		TSDB:  h.Trend(func(p Sample) float64 { return float64(p.Disk.TSDB) }),
-		Ruler: h.Trend(func(p Sample) float64 { return float64(p.Disk.Ruler) }),
-		P50:   h.Trend(func(p Sample) float64 { return ms(p.Answers.P50) }),
-		P99:   h.Trend(func(p Sample) float64 { return ms(p.Answers.P99) }),
+		RSS:     h.Trend(func(p Sample) float64 { return float64(p.RSS) }),
+		RSSFile: h.Trend(func(p Sample) float64 { return float64(p.RSSFile) }),
+		Disk:    h.Trend(func(p Sample) float64 { return float64(p.Disk.Total) }),
+		Kafka:   h.Trend(func(p Sample) float64 { return float64(p.Disk.Kafka) }),
+		TSDB:    h.Trend(func(p Sample) float64 { return float64(p.Disk.TSDB) }),
+		Ruler:   h.Trend(func(p Sample) float64 { return float64(p.Disk.Ruler) }),
+		P50:     h.Trend(func(p Sample) float64 { return ms(p.Answers.P50) }),
+		P99:     h.Trend(func(p Sample) float64 { return ms(p.Answers.P99) }),
 	}
 	if len(h) > 0 {
 		t.From = h[0].At
@@ -128,8 +129,10 @@ type Analysis struct {
 	WorstP99      time.Duration
 	WorstP99At    time.Duration
 	// TmaflowRSS is the mean RSS over the last half; PrometheusRSS the
-	// same of Prometheus (0: not run).
+	// same of Prometheus (0: not run); PrometheusRSSFile its file-backed
+	// part.
 	TmaflowRSS, PrometheusRSS float64
+	PrometheusRSSFile         float64
 	TmaflowCores, BenchCores  float64
 	PrometheusCores           float64
 	Lost                      int64
@@ -158,6 +161,7 @@ func Analyse(rep *Report) Analysis {
 	}
 	if pr := rep.Prometheus; pr != nil && len(pr.Samples) > 0 {
 		a.PrometheusRSS = pr.Samples.LastHalf().Trend(func(p Sample) float64 { return float64(p.RSS) }).Mean
+		a.PrometheusRSSFile = pr.Samples.LastHalf().Trend(func(p Sample) float64 { return float64(p.RSSFile) }).Mean
 		a.PrometheusCores = pr.Samples.Cores(cpuOf)
 	}
 	a.Lost = max(rep.Acked-rep.Stored, 0)
@@ -233,6 +237,7 @@ func PrintSummary(out io.Writer, rep *Report) {
 		_, _ = fmt.Fprintf(tw, "%s\t%.1f %s\t%+.2f %s\t%+.2f %%\t\n", name, t.Mean/scale, unit, t.Per10Min()/scale, unit, t.PercentPer10Min())
 	}
 	row("RSS", a.Trends.RSS, "MiB", 1<<20)
+	row("  backed by files", a.Trends.RSSFile, "MiB", 1<<20)
 	row("Go heap after GC", a.Trends.Heap, "MiB", 1<<20)
 	row("data dir", a.Trends.Disk, "MiB", 1<<20)
 	row("  kafka/", a.Trends.Kafka, "MiB", 1<<20)
@@ -247,7 +252,7 @@ func PrintSummary(out io.Writer, rep *Report) {
 		pf("note: the last half starts at %.0fs, before retention (%s, checked every %s) can have deleted anything: its slopes include filling up; run at least twice as long as the retention.\n",
 			a.Trends.From.Seconds(), cfg.Retention, cfg.RetentionCheck)
 	}
-	pf("(the TSDB keeps samples for its own retention, longer than the run, and its head grows for 2-3 h: tsdb/ and part of RSS are not time-compressed)\n")
+	pf("(the TSDB keeps samples for its own retention, longer than the run: tsdb/, and the file-backed RSS of its memory-mapped blocks, grow for as long as the run)\n")
 
 	if a.DiskOK {
 		printDisk(out, fmt.Sprintf("broker bytes on disk per accepted sample at %.0fs (before retention deleted anything)", a.Disk.At.Seconds()), a.Disk)
@@ -277,8 +282,8 @@ func PrintSummary(out io.Writer, rep *Report) {
 		}
 	}
 	if pr := rep.Prometheus; pr != nil {
-		pf("Prometheus (%s at the same samples/s): RSS %.1f MiB (mean of its last half), %.2f cores, %d samples acknowledged, %d requests failed",
-			pr.Duration, mib(int64(a.PrometheusRSS)), a.PrometheusCores, pr.Sent, pr.Failed)
+		pf("Prometheus (%s at the same samples/s): RSS %.1f MiB (mean of its last half; %.1f MiB backed by files), %.2f cores, %d samples acknowledged, %d requests failed",
+			pr.Duration, mib(int64(a.PrometheusRSS)), mib(int64(a.PrometheusRSSFile)), a.PrometheusCores, pr.Sent, pr.Failed)
 		if pr.FirstErr != nil {
 			pf(" (first: %v)", pr.FirstErr)
 		}

@@ -7,10 +7,10 @@ import (
 // Sample is one reading of the soak.
 type Sample struct {
 	At time.Duration // since the load started
-	// RSS of the tmaflow process; Heap its Go heap after a forced GC (-1:
-	// not read).
-	RSS, Heap int64
-	Disk      DiskUsage
+	// RSS of the tmaflow process, RSSFile the part of it backed by files;
+	// Heap its Go heap after a forced GC (-1: not read).
+	RSS, RSSFile, Heap int64
+	Disk               DiskUsage
 	// Answers are the requests answered since the previous sample.
 	Answers Answers
 	// Accepted and Rejected are requests so far.

@@ -271,7 +271,7 @@ func (s *soak) sample(ctx context.Context, start time.Time, w *Window, st *bench
 		if err != nil {
 			return err
 		}
-		p.RSS, p.CPU = u.RSS, u.CPU
+		p.RSS, p.RSSFile, p.CPU = u.RSS, u.RSSFile, u.CPU
 		if p.Disk, err = MeasureDisk(s.data); err != nil {
 			return err
 		}
@@ -382,9 +382,9 @@ func (s *soak) prometheus(ctx context.Context, groups []benchkit.Group, d time.D
 		if err != nil {
 			return nil, err
 		}
-		run.Samples = append(run.Samples, Sample{At: time.Since(start), RSS: u.RSS, CPU: u.CPU, AcceptedSamples: st.OK.Load() * int64(perReq*s.cfg.DataItems)})
+		run.Samples = append(run.Samples, Sample{At: time.Since(start), RSS: u.RSS, RSSFile: u.RSSFile, CPU: u.CPU, AcceptedSamples: st.OK.Load() * int64(perReq*s.cfg.DataItems)})
 		last := run.Samples[len(run.Samples)-1]
-		s.printf("prometheus %6.0fs  RSS %6.1f MiB  %.2f cores  %.0f samples/s acknowledged\n", last.At.Seconds(), mib(last.RSS),
+		s.printf("prometheus %6.0fs  RSS %6.1f MiB (files %5.1f)  %.2f cores  %.0f samples/s acknowledged\n", last.At.Seconds(), mib(last.RSS), mib(last.RSSFile),
 			run.Samples[max(len(run.Samples)-2, 0):].Cores(cpuOf), float64(last.AcceptedSamples)/last.At.Seconds())
 		if last.At >= d-s.cfg.SampleInterval/2 {
 			break
