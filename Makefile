@@ -119,8 +119,9 @@ bench-remote-write:
 # The all-in-one (tmaflow -target=all, embedded broker, auth on) under a
 # steady open-loop load of SOAK_RATE TMA requests/s of 20 observations
 # for SOAK_DURATION, with a time-compressed retention (SOAK_RETENTION for
-# the broker and the ruler's window; a 2m TSDB block for tmaflow and
-# Prometheus alike, so both heads reach a steady state): RSS, Go heap after GC, data-dir
+# the broker and the ruler's window; a SOAK_BLOCK_DURATION TSDB block for
+# tmaflow and Prometheus alike, so both heads reach a steady state): RSS
+# (and its file-backed part), Go heap after GC, data-dir
 # bytes (kafka/, tsdb/, ruler/, per topic) and ingest p50/p99 every 10 s,
 # their slopes over the last half, broker bytes per sample, acknowledged
 # samples counted in the TSDB, and Debian's Prometheus at the same
@@ -131,12 +132,13 @@ SOAK_DURATION ?= 15m
 SOAK_RATE ?= 2000
 SOAK_CONCURRENCY ?= 64
 SOAK_RETENTION ?= 3m
+SOAK_BLOCK_DURATION ?= 2m
 SOAK_PROMETHEUS_DURATION ?= 8m
 SOAK_ARGS ?=
 bench-soak:
 	cd tools/bench && $(GO) run ./cmd/tmasoak -duration=$(SOAK_DURATION) -rate=$(SOAK_RATE) \
 	  -concurrency=$(SOAK_CONCURRENCY) -retention=$(SOAK_RETENTION) \
-	  -prometheus.duration=$(SOAK_PROMETHEUS_DURATION) $(SOAK_ARGS)
+	  -tsdb.block-duration=$(SOAK_BLOCK_DURATION) -prometheus.duration=$(SOAK_PROMETHEUS_DURATION) $(SOAK_ARGS)
 
 # MQTT → Kafka → labeler → TSDB: QoS-1 messages/s stored end to end with
 # 1, 100 and 1,000 publishers, and MQTT publish → MQTT alert p50/p99, next

@@ -81,13 +81,13 @@ func TestGCTuner(t *testing.T) {
 			want int
 		}{
 			{0, 400},
-			{8 << 20, 400},   // 800% capped at the flag
-			{16 << 20, 400},  // exactly 400%
-			{32 << 20, 200},  // 64 MiB of 32
-			{64 << 20, 100},  // the headroom is the heap
-			{128 << 20, 50},  // half the heap
-			{256 << 20, 25},  // a quarter
-			{512 << 20, 25},  // never below a quarter
+			{8 << 20, 400},  // 800% capped at the flag
+			{16 << 20, 400}, // exactly 400%
+			{32 << 20, 200}, // 64 MiB of 32
+			{64 << 20, 100}, // the headroom is the heap
+			{128 << 20, 50}, // half the heap
+			{256 << 20, 25}, // a quarter
+			{512 << 20, 25}, // never below a quarter
 		} {
 			require.Equal(t, tc.want, tu.Percent(tc.live), "live %d MiB", tc.live>>20)
 		}

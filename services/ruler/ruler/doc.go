@@ -1,6 +1,7 @@
 // Package ruler evaluates Prometheus alerting and recording rules on the
-// stream: it keeps the last -window (1h) of topic-metrics in an in-memory
-// Prometheus TSDB head and evaluates a rule group as soon as a batch
+// stream: it keeps the last -window (1h) of topic-metrics in a WAL-less
+// Prometheus TSDB head (open chunks on the heap, full ones memory-mapped
+// from the scratch directory) and evaluates a rule group as soon as a batch
 // arrives that touches a series its rules select, besides the group's
 // interval tick.
 //
