@@ -79,6 +79,14 @@ func (b *batchRecorder) handle(_ context.Context, msgs []*message.Message) []err
 // metrics registry; the consumer stops at the end of the test.
 func runBatch(t *testing.T, pub message.Publisher, sub message.Subscriber, h bus.BatchHandler, maxRetries int) *prometheus.Registry {
 	t.Helper()
+	reg, _ := startBatch(t, pub, sub, h, maxRetries)
+	return reg
+}
+
+// startBatch is runBatch that also returns stop, which ends the consumer
+// (its subscriber committing what was acknowledged) before the test does.
+func startBatch(t *testing.T, pub message.Publisher, sub message.Subscriber, h bus.BatchHandler, maxRetries int) (*prometheus.Registry, func()) {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	c, err := bus.NewBatchConsumer(bus.BatchOptions{
 		Name:       "label",
@@ -95,16 +103,20 @@ func runBatch(t *testing.T, pub message.Publisher, sub message.Subscriber, h bus
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-c.Running():
 	case <-time.After(10 * time.Second):
 		t.Fatal("batch consumer did not start")
 	}
-	return reg
+	return reg, stop
 }
 
 // publishAll publishes the payloads to topic-monitor under one key, in
@@ -209,6 +221,48 @@ func TestBatchConsumer(t *testing.T) {
 				// partition's fetch, in order.
 				require.Equal(t, oks, okOrder, "records of one partition take effect in order")
 				require.Greater(t, maxInt(rec.sizes), 1, "batch sizes %v", rec.sizes)
+			}
+		})
+	}
+}
+
+// One poison record in a batch of 100: 99 take effect, 1 is in the DLQ
+// with its reason, and the group's offsets are committed past both: the
+// group's next consumer starts after them.
+func TestBatchConsumerCommitsPastDeadLetter(t *testing.T) {
+	for _, tr := range transports {
+		if !tr.ordered {
+			continue // gochannel replays a persistent topic to every subscriber: no offsets
+		}
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			pub, newSub := tr.new(t)
+			oks := okPayloads(99)
+			publishAll(t, pub, append(append(append([]string{}, oks[:50]...), "permanent"), oks[50:]...))
+
+			rec := &batchRecorder{f: &failing{attempts: map[string]int{}}}
+			reg, stop := startBatch(t, pub, newSub("labeler"), rec.handle, 2)
+			dead := readDead(t, newSub("dlq-reader"), 1)
+			require.Equal(t, "decode: bad json", dead["permanent"].Metadata.Get(contract.HeaderError))
+			require.Eventually(t, func() bool {
+				return gathered(t, reg, "tmaflow_bus_handled_messages_total", "ok") == 99
+			}, 10*time.Second, 10*time.Millisecond)
+			rec.mu.Lock()
+			require.Equal(t, oks, rec.effects, "the 99 take effect once, in order")
+			rec.mu.Unlock()
+			stop()
+
+			publishAll(t, pub, []string{"after"})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			next, err := newSub("labeler").Subscribe(ctx, contract.TopicMonitor)
+			require.NoError(t, err)
+			select {
+			case m := <-next:
+				m.Ack()
+				require.Equal(t, "after", string(m.Payload), "the group resumes past the 99 and the dead letter")
+			case <-time.After(30 * time.Second):
+				t.Fatal("the group's next consumer got nothing")
 			}
 		})
 	}

@@ -2,7 +2,8 @@ package main_test
 
 // The pipeline on NATS as separate processes: each service as its own
 // binary (module.Main, as services/<name>/main.go runs it) on one NATS
-// server, killed with SIGKILL one at a time while a probe posts.
+// server, and the embedded NATS server killed with SIGKILL while a probe
+// posts (kill9_test.go kills the consumers, on both buses).
 
 import (
 	"bytes"
@@ -106,43 +107,43 @@ func TestServiceBinariesOnNATS(t *testing.T) {
 	}
 }
 
-// natsPipeline is monitor → labeler → persister (→ ruler) as service
-// binaries on one NATS server; the monitor may instead run in a tmaflow
-// process that also runs the embedded server.
-type natsPipeline struct {
+// splitPipeline is monitor → labeler → persister (→ ruler) as service
+// binaries on one bus that outlives them; the monitor may instead run in
+// a tmaflow process that also runs the embedded NATS server.
+type splitPipeline struct {
 	t     *testing.T
-	url   string
+	bus   busPeer
 	dir   string
 	reg   string
 	procs map[string]*process
 	addrs map[string]string
 }
 
-func newNATSPipeline(t *testing.T, url string) *natsPipeline {
+func newSplitPipeline(t *testing.T, bus busPeer) *splitPipeline {
 	reg, err := filepath.Abs(exampleRegistry)
 	require.NoError(t, err)
-	return &natsPipeline{t: t, url: url, dir: t.TempDir(), reg: reg, procs: map[string]*process{}, addrs: map[string]string{}}
+	return &splitPipeline{t: t, bus: bus, dir: t.TempDir(), reg: reg, procs: map[string]*process{}, addrs: map[string]string{}}
 }
 
 // start starts (or restarts) service name on its state dir and waits
 // until it is ready.
-func (np *natsPipeline) start(name string) {
+func (np *splitPipeline) start(name string) {
 	t := np.t
 	t.Helper()
-	p := startService(t, name, append(natsClientFlags(np.url), serviceArgs(t, name, filepath.Join(np.dir, name), np.reg)...)...)
+	p := startService(t, name, append(slices.Clone(np.bus.flags), serviceArgs(t, name, filepath.Join(np.dir, name), np.reg)...)...)
 	np.procs[name] = p
 	np.addrs[name] = listenAddr(t, p, name)
 	awaitReady(t, np.addrs[name])
 }
 
 // kill kills service name with SIGKILL.
-func (np *natsPipeline) kill(name string) {
+func (np *splitPipeline) kill(name string) {
 	np.t.Helper()
 	killProcess(np.t, np.procs[name])
 }
 
 // stop stops every service with SIGTERM.
-func (np *natsPipeline) stop() {
+func (np *splitPipeline) stop() {
 	np.t.Helper()
 	for name, p := range np.procs {
 		require.NoError(np.t, p.cmd.Process.Signal(syscall.SIGTERM), name)
@@ -355,71 +356,6 @@ func (o *observations) awaitStored(t *testing.T, api string, timeout time.Durati
 	}
 }
 
-// firingAlert reports whether topic-alerts on the NATS server at url
-// holds a firing alert named name.
-func firingAlert(t *testing.T, url, name string) bool {
-	t.Helper()
-	for _, r := range readNATS(t, url, contract.TopicAlerts) {
-		var a struct {
-			Labels map[string]string `json:"labels"`
-			State  string            `json:"state"`
-		}
-		require.NoError(t, json.Unmarshal(r.Value, &a))
-		if a.State == "firing" && a.Labels["alertname"] == name {
-			return true
-		}
-	}
-	return false
-}
-
-// TestNATSConsumerKill9 runs monitor, labeler, persister and ruler as
-// their own binaries on Debian's nats-server and kills one consuming
-// service with SIGKILL while a probe posts 200 observations/s, restarts
-// it a second later, and finds every acknowledged observation in the
-// TSDB exactly once and nothing in topic-dlq: the killed consumer's
-// unacknowledged messages came again (after the ack wait) and the TSDB
-// took the re-delivered samples as the ones it had. The ruler case also
-// moves the values above the HighCPUUsage threshold while the ruler is
-// down: it fires once restarted (from the window it replays).
-func TestNATSConsumerKill9(t *testing.T) {
-	for _, victim := range []string{app.TargetLabeler, app.TargetPersister, app.TargetRuler} {
-		t.Run(victim, func(t *testing.T) {
-			addr := peertest.FreeAddr(t)
-			peertest.NATSServer(t, addr, t.TempDir())
-			np := newNATSPipeline(t, "nats://"+addr)
-			services := []string{app.TargetMonitor, app.TargetLabeler, app.TargetPersister}
-			if victim == app.TargetRuler {
-				services = append(services, app.TargetRuler)
-			}
-			for _, s := range services {
-				np.start(s)
-			}
-			obs := newObservations(5 * time.Millisecond)
-			killedAt := obs.killMidStream(t, "http://"+np.addrs[app.TargetMonitor]+"/monitor", func() {
-				np.kill(victim)
-				if victim == app.TargetRuler {
-					obs.value.Store(95.0) // above the threshold from now on
-				}
-			}, func() { np.start(victim) })
-			t.Logf("%s killed after %d acknowledged observations, restarted a second later", victim, killedAt)
-
-			rep := obs.awaitStored(t, "http://"+np.addrs[app.TargetPersister]+"/api/v1", 60*time.Second)
-			t.Logf("%s killed: %s; topic-metrics holds %d records", victim, rep, len(readNATS(t, np.url, contract.TopicMetrics)))
-			require.Zero(t, obs.fail.Load(), "the monitor kept answering")
-			require.Equal(t, 1, rep.series)
-			require.Zero(t, rep.lost, "acknowledged observations lost")
-			require.Zero(t, rep.dup+rep.extra, "duplicate or unknown samples")
-			require.Equal(t, rep.acked, rep.stored)
-			require.Empty(t, readNATS(t, np.url, contract.TopicDLQ), "no sample dead-lettered (a re-delivery refused)")
-			if victim == app.TargetRuler {
-				require.Eventually(t, func() bool { return firingAlert(t, np.url, "HighCPUUsage") }, 30*time.Second, 500*time.Millisecond,
-					"the threshold crossed while the ruler was down fires once it is back")
-			}
-			np.stop()
-		})
-	}
-}
-
 // TestNATSServerKill9 runs the monitor in a tmaflow process that also
 // runs the embedded NATS server (-target=monitor -bus=nats), the labeler
 // and persister as their own binaries on it, and kills that process with
@@ -445,7 +381,7 @@ func TestNATSServerKill9(t *testing.T) {
 	} {
 		t.Run("sync_interval="+tc.sync, func(t *testing.T) {
 			natsAddr, monitorAddr := peertest.FreeAddr(t), peertest.FreeAddr(t)
-			np := newNATSPipeline(t, "nats://"+natsAddr)
+			np := newSplitPipeline(t, natsBusAt("nats://"+natsAddr))
 			args := []string{"-target=monitor", "-data-dir=" + filepath.Join(np.dir, "tmaflow"), "-registry=" + np.reg,
 				"-bus=nats", "-nats.listen-address=" + natsAddr, "-nats.sync-interval=" + tc.sync,
 				"-monitor.listen-address=" + monitorAddr, "-monitor.ready-check-interval=100ms"}
@@ -467,7 +403,7 @@ func TestNATSServerKill9(t *testing.T) {
 				tc.sync, killedAt, obs.fail.Load())
 
 			rep := obs.awaitStored(t, "http://"+np.addrs[app.TargetPersister]+"/api/v1", 60*time.Second)
-			t.Logf("embedded NATS server killed, sync_interval %s: %s; topic-metrics holds %d records", tc.sync, rep, len(readNATS(t, np.url, contract.TopicMetrics)))
+			t.Logf("embedded NATS server killed, sync_interval %s: %s; topic-metrics holds %d records", tc.sync, rep, len(np.bus.read(t, contract.TopicMetrics)))
 			require.Positive(t, obs.fail.Load(), "the server was down for a while")
 			require.LessOrEqual(t, rep.series, 1)
 			require.Zero(t, rep.dup+rep.extra, "duplicate or unknown samples")
@@ -475,7 +411,7 @@ func TestNATSServerKill9(t *testing.T) {
 				require.Zero(t, rep.lost, "acknowledged observations lost")
 				require.GreaterOrEqual(t, rep.stored, rep.acked)
 			}
-			require.Empty(t, readNATS(t, np.url, contract.TopicDLQ), "no sample dead-lettered")
+			require.Empty(t, np.bus.read(t, contract.TopicDLQ), "no sample dead-lettered")
 			np.stop()
 			require.NoError(t, server.cmd.Process.Signal(syscall.SIGTERM))
 			require.NoError(t, server.wait(t))

@@ -220,6 +220,37 @@ func TestCreateTopics(t *testing.T) {
 	require.Len(t, parts, 3)
 }
 
+// A reader started on a cluster without its topic (the ruler before any
+// alert was published) creates it and catches up at once, instead of
+// waiting for a topic nobody creates.
+func TestReaderCreatesMissingTopic(t *testing.T) {
+	brokers := newCluster(t)
+	cfg := testConfig(brokers)
+	cfg.Partitions = 3
+	r, err := kafka.NewReader(cfg, testLogger(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	caughtUp := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Consume(ctx, contract.TopicAlerts, time.Time{}, func(bus.Record) {}, func() { close(caughtUp) })
+	}()
+	select {
+	case <-caughtUp:
+	case <-ctx.Done():
+		t.Fatal("the reader did not catch up on a missing topic")
+	}
+	conn, err := kgo.Dial("tcp", brokers[0])
+	require.NoError(t, err)
+	defer func() { require.NoError(t, conn.Close()) }()
+	parts, err := conn.ReadPartitions(contract.TopicAlerts)
+	require.NoError(t, err)
+	require.Len(t, parts, 3, "created with the configured partitions")
+	cancel()
+	require.NoError(t, <-done)
+}
+
 func TestPublishBoundedByMessageContext(t *testing.T) {
 	addrs := newCluster(t)
 	cfg := testConfig(addrs)

@@ -20,9 +20,11 @@ import (
 // tenant and each reads all partitions, so there is no consumer group and
 // nothing is committed: a restart seeks by time again.
 type Reader struct {
-	cfg    Config
-	dialer *kafkago.Dialer
-	logger *slog.Logger
+	cfg       Config
+	dialer    *kafkago.Dialer
+	admin     *admin
+	transport *kafkago.Transport
+	logger    *slog.Logger
 }
 
 // NewReader returns a reader of cfg.Brokers; cfg.ConsumerGroup is not used.
@@ -35,11 +37,12 @@ func NewReader(cfg Config, logger *slog.Logger) (*Reader, error) {
 	}
 	// TLS and SASL as every other client of the bus; the files are read
 	// once, here.
-	dialer, err := cfg.Dialer()
+	cfg, err := cfg.withSecurity()
 	if err != nil {
 		return nil, fmt.Errorf("kafka reader: %w", err)
 	}
-	return &Reader{cfg: cfg, dialer: dialer, logger: logger}, nil
+	transport := cfg.transport()
+	return &Reader{cfg: cfg, dialer: cfg.dialer(), admin: newAdmin(cfg, transport), transport: transport, logger: logger}, nil
 }
 
 type partitionRange struct {
@@ -55,7 +58,7 @@ func (k *Reader) Consume(ctx context.Context, topic string, since time.Time, han
 		err   error
 	)
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		if parts, err = k.ranges(ctx, topic, since); err == nil {
+		if parts, err = k.topicRanges(ctx, topic, since); err == nil {
 			break
 		}
 		k.logger.Warn("read partition offsets, retrying", "topic", topic, "backoff", backoff, "err", err)
@@ -92,6 +95,19 @@ func (k *Reader) Consume(ctx context.Context, topic string, since time.Time, han
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// topicRanges creates topic if it is missing, as subscribers and
+// publishers do: a reader started first on a new cluster (the ruler,
+// before any alert was published to topic-alerts) would otherwise wait
+// for a topic nobody creates. Then it returns the topic's ranges.
+func (k *Reader) topicRanges(ctx context.Context, topic string, since time.Time) ([]partitionRange, error) {
+	err := k.admin.ensureTopics(ctx, topic)
+	k.transport.CloseIdleConnections() // a reader has no Close: nothing kept open
+	if err != nil {
+		return nil, err
+	}
+	return k.ranges(ctx, topic, since)
 }
 
 // ranges finds every partition's leader, its offset for since and its end.
