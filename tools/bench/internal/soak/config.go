@@ -131,11 +131,17 @@ func (c *Config) tmaflowArgs() []string {
 	return append(append([]string{}, c.extraArgs...), c.TmaflowArgs...)
 }
 
-// prometheusArgs are Prometheus's flags for the same time-compressed head.
+// prometheusArgs are Prometheus's flags for the same time-compressed head
+// and the same compaction as the persister's: blocks of TSDBBlock merged
+// into larger ones up to 2h (tmaflow's -persister.tsdb.block-duration
+// keeps the TSDB's default maximum), so both read their young blocks
+// back through memory maps alike.
 func (c *Config) prometheusArgs() []string {
 	if c.TSDBBlock == 0 {
 		return nil
 	}
-	d := model.Duration(c.TSDBBlock).String()
-	return []string{"--storage.tsdb.min-block-duration=" + d, "--storage.tsdb.max-block-duration=" + d}
+	return []string{
+		"--storage.tsdb.min-block-duration=" + model.Duration(c.TSDBBlock).String(),
+		"--storage.tsdb.max-block-duration=" + model.Duration(max(c.TSDBBlock, 2*time.Hour)).String(),
+	}
 }

@@ -47,7 +47,8 @@ func benchCPUOf(p Sample) time.Duration { return p.BenchCPU }
 // Trends are the slopes of the last half of a run.
 type Trends struct {
 	From                     time.Duration
-	RSS, RSSFile, Heap       Trend
+	RSS, RSSFile, RSSAnon    Trend
+	Heap                     Trend
 	Disk, Kafka, TSDB, Ruler Trend
 	P50, P99                 Trend // milliseconds
 	AcceptedPerSecond        Trend
@@ -59,6 +60,7 @@ func LastHalfTrends(samples Samples) Trends {
 	t := Trends{
 		RSS:     h.Trend(func(p Sample) float64 { return float64(p.RSS) }),
 		RSSFile: h.Trend(func(p Sample) float64 { return float64(p.RSSFile) }),
+		RSSAnon: h.Trend(func(p Sample) float64 { return float64(p.RSS - p.RSSFile) }),
 		Disk:    h.Trend(func(p Sample) float64 { return float64(p.Disk.Total) }),
 		Kafka:   h.Trend(func(p Sample) float64 { return float64(p.Disk.Kafka) }),
 		TSDB:    h.Trend(func(p Sample) float64 { return float64(p.Disk.TSDB) }),
@@ -238,6 +240,7 @@ func PrintSummary(out io.Writer, rep *Report) {
 	}
 	row("RSS", a.Trends.RSS, "MiB", 1<<20)
 	row("  backed by files", a.Trends.RSSFile, "MiB", 1<<20)
+	row("  anonymous", a.Trends.RSSAnon, "MiB", 1<<20)
 	row("Go heap after GC", a.Trends.Heap, "MiB", 1<<20)
 	row("data dir", a.Trends.Disk, "MiB", 1<<20)
 	row("  kafka/", a.Trends.Kafka, "MiB", 1<<20)
