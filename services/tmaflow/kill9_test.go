@@ -19,7 +19,6 @@ import (
 
 // busPeer is a bus the service binaries of a split pipeline run on.
 type busPeer struct {
-	name string
 	// flags are a service binary's bus flags.
 	flags []string
 	// read returns the values of topic's records.
@@ -28,7 +27,7 @@ type busPeer struct {
 
 // natsBusAt is the NATS server at url.
 func natsBusAt(url string) busPeer {
-	return busPeer{name: "nats", flags: natsClientFlags(url), read: func(t *testing.T, topic string) [][]byte {
+	return busPeer{flags: natsClientFlags(url), read: func(t *testing.T, topic string) [][]byte {
 		var out [][]byte
 		for _, r := range readNATS(t, url, topic) {
 			out = append(out, r.Value)
@@ -51,7 +50,6 @@ func startNATSBus(t *testing.T) busPeer {
 func startKafkaBus(t *testing.T) busPeer {
 	addr := startBroker(t, t.TempDir(), "127.0.0.1:0").Addrs()[0]
 	return busPeer{
-		name:  "kafka",
 		flags: []string{"-bus=kafka", "-kafka.brokers=" + addr, "-kafka.heartbeat-interval=500ms", "-kafka.session-timeout=6s"},
 		read: func(t *testing.T, topic string) [][]byte {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/tmaflow/tmaflow/tools/bench/internal/benchkit"
 )
@@ -133,15 +134,15 @@ func (c *Config) tmaflowArgs() []string {
 
 // prometheusArgs are Prometheus's flags for the same time-compressed head
 // and the same compaction as the persister's: blocks of TSDBBlock merged
-// into larger ones up to 2h (tmaflow's -persister.tsdb.block-duration
-// keeps the TSDB's default maximum), so both read their young blocks
-// back through memory maps alike.
+// into larger ones up to the TSDB's default block duration, 2h (the
+// maximum -persister.tsdb.block-duration keeps), so both read their young
+// blocks back through memory maps alike.
 func (c *Config) prometheusArgs() []string {
 	if c.TSDBBlock == 0 {
 		return nil
 	}
 	return []string{
 		"--storage.tsdb.min-block-duration=" + model.Duration(c.TSDBBlock).String(),
-		"--storage.tsdb.max-block-duration=" + model.Duration(max(c.TSDBBlock, 2*time.Hour)).String(),
+		"--storage.tsdb.max-block-duration=" + model.Duration(max(c.TSDBBlock, time.Duration(tsdb.DefaultBlockDuration)*time.Millisecond)).String(),
 	}
 }

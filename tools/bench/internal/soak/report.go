@@ -162,8 +162,9 @@ func Analyse(rep *Report) Analysis {
 		a.Disk, a.DiskOK = PerSample(p), true
 	}
 	if pr := rep.Prometheus; pr != nil && len(pr.Samples) > 0 {
-		a.PrometheusRSS = pr.Samples.LastHalf().Trend(func(p Sample) float64 { return float64(p.RSS) }).Mean
-		a.PrometheusRSSFile = pr.Samples.LastHalf().Trend(func(p Sample) float64 { return float64(p.RSSFile) }).Mean
+		h := pr.Samples.LastHalf()
+		a.PrometheusRSS = h.Trend(func(p Sample) float64 { return float64(p.RSS) }).Mean
+		a.PrometheusRSSFile = h.Trend(func(p Sample) float64 { return float64(p.RSSFile) }).Mean
 		a.PrometheusCores = pr.Samples.Cores(cpuOf)
 	}
 	a.Lost = max(rep.Acked-rep.Stored, 0)
